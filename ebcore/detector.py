@@ -1,0 +1,174 @@
+"""The early-bird detector: draws masks at every check, for several ratios from one scoring pass, keeps
+a window of recent masks and declares the ticket when the newest mask is close to all others.
+
+Framework-neutral: call `check(model)` wherever you like (epoch end, every N steps). The full history
+of masks and distances is kept for plots; `state_dict()` / `load_state_dict()` make resumed runs
+continue exactly.
+
+    detector = EarlyBirdDetector(ratios=(0.1, 0.3), threshold=0.1, window=5)
+    for epoch in range(epochs):
+        train_one_epoch(model)
+        detector.check(model, at=epoch)
+        if detector.ticket(0.3): ...        # Ticket(at=..., mask=..., distance=...)
+
+Rule (You et al. 2020): with window w, once w masks are held, the ticket is the newest mask when every
+distance from it to the other w-1 masks is <= threshold. w = 2 is the study's consecutive-epoch rule.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from .graph import ModelGraph
+from .masks import SCOPES, Mask, check_ratio, mask_distance, mask_from_scores, pairwise_distances
+from .scores import CRITERIA, Scores, score_model
+
+DISTANCE_KINDS = ("combined", "heads", "channels")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    ratio: float
+    at: int | float | str  # the label of the check that produced it (epoch or step)
+    check_index: int       # position in the history
+    mask: Mask
+    distance: float        # largest distance to the other masks of the window
+
+
+@dataclass
+class CheckRecord:
+    at: int | float | str
+    masks: dict[float, Mask]
+    distances: dict[float, float | None]       # largest distance newest -> rest of window (None: window not full)
+    consecutive: dict[float, float | None]     # distance to the previous check (None at the first)
+
+
+@dataclass
+class EarlyBirdDetector:
+    ratios: tuple[float, ...] = (0.1, 0.3, 0.5)
+    threshold: float = 0.1
+    window: int = 5
+    scope: str = "layerwise"
+    criterion: str = "magnitude"
+    distance: str = "combined"
+    history: list[CheckRecord] = field(default_factory=list, init=False)
+    tickets: dict[float, Ticket] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ratios, (int, float)):
+            self.ratios = (self.ratios,)
+        self.ratios = tuple(check_ratio(r) for r in self.ratios)
+        if not self.ratios or len(set(self.ratios)) != len(self.ratios):
+            raise ValueError(f"ratios must be a non-empty list of distinct values, got {self.ratios}")
+        if int(self.window) != self.window or self.window < 2:
+            raise ValueError(f"window must be an integer >= 2 (2 = consecutive checks), got {self.window}")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold is a normalized Hamming distance in [0, 1], got {self.threshold}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"unknown scope {self.scope!r}; choose one of {SCOPES}")
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"unknown criterion {self.criterion!r}; choose one of {CRITERIA}")
+        if self.distance not in DISTANCE_KINDS:
+            raise ValueError(f"unknown distance {self.distance!r}; choose one of {DISTANCE_KINDS}")
+        self._graph: ModelGraph | None = None
+
+    # --- checks ---------------------------------------------------------------------------------
+    def _graph_for(self, model: nn.Module) -> ModelGraph:
+        g = self._graph
+        if g is None or g.model is not model or g.structure() != [(b.num_heads, b.num_channels)
+                                                                   for b in g.adapter.blocks(model)]:
+            self._graph = ModelGraph.build(model)
+        return self._graph
+
+    def draw_masks(self, source: nn.Module | ModelGraph | Scores) -> dict[float, Mask]:
+        """Masks at every ratio from one scoring pass (no state change)."""
+        if isinstance(source, Scores):
+            scores, head_dims = source, None
+        else:
+            graph = source if isinstance(source, ModelGraph) else self._graph_for(source)
+            scores, head_dims = score_model(graph, self.criterion), [b.head_dim for b in graph.blocks]
+        return {r: mask_from_scores(scores, r, scope=self.scope, head_dims=head_dims) for r in self.ratios}
+
+    def check(self, source: nn.Module | ModelGraph | Scores, at: int | float | str | None = None
+              ) -> dict[float, float | None]:
+        """Score the model, draw a mask per ratio, update windows and tickets.
+
+        Returns, per ratio, the largest distance from the new mask to the rest of its window (None
+        until the window is full).
+        """
+        return self.add_masks(self.draw_masks(source), at)
+
+    def add_masks(self, masks: dict[float, Mask], at: int | float | str | None = None) -> dict[float, float | None]:
+        """Record externally drawn masks (one per ratio) as a check."""
+        if set(masks) != set(self.ratios):
+            raise ValueError(f"expected masks for ratios {self.ratios}, got {sorted(masks)}")
+        at = len(self.history) if at is None else at
+        index = len(self.history)
+        distances, consecutive = {}, {}
+        for r in self.ratios:
+            recent = [rec.masks[r] for rec in self.history[-(self.window - 1):]] if self.window > 1 else []
+            window_d = [mask_distance(masks[r], m)[self.distance] for m in recent]
+            consecutive[r] = window_d[-1] if window_d else None
+            full = len(recent) == self.window - 1
+            distances[r] = max(window_d) if full else None
+            if full and r not in self.tickets and distances[r] <= self.threshold:
+                self.tickets[r] = Ticket(r, at, index, masks[r], distances[r])
+        self.history.append(CheckRecord(at, dict(masks), distances, consecutive))
+        return distances
+
+    # --- results --------------------------------------------------------------------------------
+    def ticket(self, ratio: float) -> Ticket | None:
+        return self.tickets.get(check_ratio(ratio))
+
+    @property
+    def found_all(self) -> bool:
+        return all(r in self.tickets for r in self.ratios)
+
+    def masks(self, ratio: float) -> list[Mask]:
+        return [rec.masks[ratio] for rec in self.history]
+
+    def pairwise(self, ratio: float, kind: str | None = None) -> np.ndarray:
+        """(checks, checks) matrix of mask distances at `ratio`."""
+        return pairwise_distances(self.masks(ratio), kind or self.distance)
+
+    def records(self) -> list[dict]:
+        """One tidy record per (check, ratio), for pandas."""
+        rows = []
+        for i, rec in enumerate(self.history):
+            for r in self.ratios:
+                t = self.tickets.get(r)
+                rows.append({"check": i, "at": rec.at, "ratio": r, "window_distance": rec.distances[r],
+                             "consecutive_distance": rec.consecutive[r], "threshold": self.threshold,
+                             "window": self.window, "is_ticket": bool(t and t.check_index == i)})
+        return rows
+
+    # --- state ----------------------------------------------------------------------------------
+    def config(self) -> dict:
+        return {"ratios": list(self.ratios), "threshold": self.threshold, "window": self.window,
+                "scope": self.scope, "criterion": self.criterion, "distance": self.distance}
+
+    def state_dict(self) -> dict:
+        """JSON-serializable state; a detector loaded from it continues exactly."""
+        return {
+            "config": self.config(),
+            "history": [{"at": rec.at, "masks": {str(r): m.to_dict() for r, m in rec.masks.items()}}
+                        for rec in self.history],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replay the saved history (distances and tickets are recomputed, so they are consistent)."""
+        if state["config"] != self.config():
+            raise ValueError(f"detector state was saved with {state['config']}, this detector has {self.config()}")
+        self.history, self.tickets = [], {}
+        for rec in state["history"]:
+            self.add_masks({float(r): Mask.from_dict(m) for r, m in rec["masks"].items()}, rec["at"])
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "EarlyBirdDetector":
+        cfg = dict(state["config"])
+        det = cls(**{**cfg, "ratios": tuple(cfg["ratios"])})
+        det.load_state_dict(state)
+        return det
