@@ -34,7 +34,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -462,7 +462,9 @@ def _check_structure(path: Path, saved: dict[str, list[int]], model: nn.Module) 
     )
 
 
-def _warn_config_changes(path: Path, saved: dict[str, Any] | None, config: TrainConfig, steps: int, saved_steps: int | None) -> None:
+def _warn_config_changes(
+    path: Path, saved: dict[str, Any] | None, config: TrainConfig, steps: int, saved_steps: int | None
+) -> None:
     changed = [f"{k}: {saved[k]!r} -> {getattr(config, k)!r}"
                for k in _TRAJECTORY_FIELDS if saved is not None and k in saved and saved[k] != getattr(config, k)]
     if saved_steps is not None and saved_steps != steps:
@@ -470,6 +472,41 @@ def _warn_config_changes(path: Path, saved: dict[str, Any] | None, config: Train
     if changed:
         warnings.warn(f"Resuming from {path} with a different setup ({'; '.join(changed)}); the "
                       "result will differ from an uninterrupted run.", stacklevel=3)
+
+
+def _restore(path: Path, state: TrainState, callbacks: Sequence[Callback], rebuild: Callable[[], None]) -> int:
+    """Load a checkpoint into ``state`` and the callbacks; return the epoch to continue with.
+
+    Order: callback states, ``Callback.on_resume`` (may replace ``state.model``), shape check,
+    model weights, new optimizer/scheduler for ``state.model``, their saved states, RNG states.
+    """
+    ckpt = _load_checkpoint(path)
+    saved_callbacks = ckpt["callbacks"]
+    if len(saved_callbacks) != len(callbacks):
+        warnings.warn(f"Checkpoint {path} holds {len(saved_callbacks)} callback state(s) but "
+                      f"{len(callbacks)} callback(s) were given; states are matched by index and "
+                      "class name.", stacklevel=3)
+    for i, (cb, saved) in enumerate(zip(callbacks, saved_callbacks)):
+        if saved["class"] != type(cb).__qualname__:
+            warnings.warn(f"Callback {i} is a {type(cb).__qualname__} but the checkpoint holds the "
+                          f"state of a {saved['class']}; its state is not restored.", stacklevel=3)
+            continue
+        cb.load_state_dict(saved["state"])
+    state.epoch, state.global_step = ckpt["epoch"], ckpt["global_step"]
+    state.history = list(ckpt["history"])
+    for cb in callbacks:
+        cb.on_resume(state)
+    _check_structure(path, ckpt["model_structure"], state.model)
+    state.model.load_state_dict(ckpt["model"])
+    rebuild()
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    _set_rng_states(ckpt["rng"])
+    _warn_config_changes(path, ckpt.get("config"), state.config, state.steps_per_epoch,
+                         ckpt.get("steps_per_epoch"))
+    state.epoch = ckpt["epoch"] + 1
+    state.last_eval = {}
+    return state.epoch
 
 
 def _peak_memory(device: torch.device) -> tuple[int, str]:
@@ -537,37 +574,10 @@ def train(
             if state.rebuild_optimizer:
                 rebuild()
 
-    # ---- restore or start fresh
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     start_epoch = 0
     if ckpt_path is not None and resume and ckpt_path.exists():
-        ckpt = _load_checkpoint(ckpt_path)
-        saved_cbs = ckpt["callbacks"]
-        if len(saved_cbs) != len(callbacks):
-            warnings.warn(f"Checkpoint {ckpt_path} holds {len(saved_cbs)} callback state(s) but "
-                          f"{len(callbacks)} callback(s) were given; states are matched by index "
-                          "and class name.", stacklevel=2)
-        for i, (cb, saved) in enumerate(zip(callbacks, saved_cbs)):
-            if saved["class"] != type(cb).__qualname__:
-                warnings.warn(f"Callback {i} is a {type(cb).__qualname__} but the checkpoint holds "
-                              f"the state of a {saved['class']}; its state is not restored.", stacklevel=2)
-                continue
-            cb.load_state_dict(saved["state"])
-        state.epoch, state.global_step = ckpt["epoch"], ckpt["global_step"]
-        state.history = list(ckpt["history"])
-        for cb in callbacks:
-            cb.on_resume(state)
-        state.rebuild_optimizer = False
-        _check_structure(ckpt_path, ckpt["model_structure"], state.model)
-        state.model.load_state_dict(ckpt["model"])
-        rebuild()
-        state.optimizer.load_state_dict(ckpt["optimizer"])
-        state.scheduler.load_state_dict(ckpt["scheduler"])
-        _set_rng_states(ckpt["rng"])
-        _warn_config_changes(ckpt_path, ckpt.get("config"), config, steps_per_epoch, ckpt.get("steps_per_epoch"))
-        start_epoch = ckpt["epoch"] + 1
-        state.epoch = start_epoch
-        state.last_eval = {}
+        start_epoch = _restore(ckpt_path, state, callbacks, rebuild)
     else:
         rebuild()
 

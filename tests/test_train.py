@@ -318,7 +318,7 @@ def test_resume_after_model_replacement(data, tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(CheckpointError, match="differently-shaped model") as err:
             train(make_model(dropout=0.1), train_data, config, checkpoint_dir=tmp_path)
-    assert "intermediate" in str(err.value) and "on_resume" in str(err.value)
+    assert "fc1.weight: checkpoint [32, 32], model [64, 32]" in str(err.value) and "on_resume" in str(err.value)
     # With it, the run resumes exactly.
     resumed = train(make_model(dropout=0.1), train_data, config, callbacks=[ShrinkModel(), StopAt()],
                     checkpoint_dir=tmp_path)
