@@ -80,7 +80,7 @@ class EarlyBirdDetector:
         g = self._graph
         if g is None or g.model is not model or g.structure() != [(b.num_heads, b.num_channels)
                                                                    for b in g.adapter.blocks(model)]:
-            self._graph = ModelGraph.build(model)
+            self._graph = ModelGraph.build(model, prepare=False)  # never swap parameters under an optimizer
         return self._graph
 
     def draw_masks(self, source: nn.Module | ModelGraph | Scores) -> dict[float, Mask]:

@@ -67,10 +67,13 @@ class ModelGraph:
     dg: tp.DependencyGraph
 
     @classmethod
-    def build(cls, model: nn.Module) -> "ModelGraph":
-        """Prepare `model` in place (GPT-2 Conv1D -> Linear) and trace its dependency graph."""
+    def build(cls, model: nn.Module, prepare: bool = True) -> "ModelGraph":
+        """Trace `model`'s dependency graph; with `prepare`, first make it prunable in place (GPT-2:
+        Conv1D -> Linear, exact). Without it, an unprepared GPT-2 is an error: converting a model while
+        an optimizer holds its old parameters would silently stop training them."""
         adapter = get_adapter(model)
-        prepare_model(model)
+        if prepare:
+            prepare_model(model)
         blocks = adapter.blocks(model)
         ignored = [b.position_bias_owner.relative_position_bias_table for b in blocks
                    if b.position_bias_owner is not None]

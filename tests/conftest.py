@@ -54,3 +54,9 @@ def logits(model, batch) -> torch.Tensor:
 @pytest.fixture(params=FAMILIES)
 def family(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory):
+    """One folder per test session for pipeline runs, shared so later tests reuse finished runs."""
+    return tmp_path_factory.mktemp("ebcore-runs")

@@ -1,0 +1,83 @@
+"""Cost measurements of a model: FLOPs per sample, training memory, size on disk.
+
+Memory on CUDA is what the device allocator reports; on CPU there is no allocator peak to read, so we
+measure what autograd keeps for backward on one batch (saved_tensors_hooks) and add the training
+state (weights, gradients, AdamW's two moments: 16 bytes per fp32 parameter). Both are reported with
+a `memory_kind` that says which.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .surgery import count_parameters
+
+
+def _first_rows(batch: dict, n: int) -> dict:
+    return {k: v[:n] if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def flops_per_sample(model: nn.Module, batch: dict) -> int:
+    """Forward FLOPs (multiply-add = 2) for one sample, counted by torch's FlopCounterMode."""
+    device = next(model.parameters()).device
+    sample = _to(_first_rows({k: v for k, v in batch.items() if k != "labels"}, 1), device)
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter:
+        model(**sample)
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def activation_bytes(model: nn.Module, batch: dict) -> int:
+    """Bytes of the tensors autograd saves for backward in one training forward on `batch`."""
+    device = next(model.parameters()).device
+    batch = _to(batch, device)
+    total = 0
+    seen: set[int] = set()
+
+    def pack(t: torch.Tensor):
+        nonlocal total
+        key = id(t.untyped_storage()) if t.device.type != "meta" else id(t)
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+        return t
+
+    was_training = model.training
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(**batch)
+    del out
+    model.train(was_training)
+    return total
+
+
+def training_memory(model: nn.Module, batch: dict) -> tuple[int, str]:
+    """Peak training memory for one step on `batch`, and what kind of number it is."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=0.0)
+        loss = model(**_to(batch, device)).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device)), "cuda_max_allocated (one step)"
+    state = 16 * count_parameters(model)
+    return state + activation_bytes(model, batch), "cpu: 16 B/param training state + autograd-saved activations"
+
+
+def folder_bytes(path: str | os.PathLike) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

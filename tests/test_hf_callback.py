@@ -1,0 +1,275 @@
+"""EarlyBirdCallback inside transformers.Trainer: logging, stop / save_mask / prune-and-continue, checkpoint
+and resume of a pruned run, and a 2-process DDP run (gloo, CPU) in which both ranks draw the same masks.
+
+Tiny models and an easy synthetic task (the class decides which half of the vocabulary the tokens come
+from), so every Trainer run takes a second or two. Run as a script, this file is the DDP worker.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers as T
+
+from ebcore.data import DictDataset
+from ebcore.hf import MASK_FILE, EarlyBirdCallback, add_early_bird, prepare_resume, read_saved_state
+from ebcore.masks import Mask
+from ebcore.surgery import count_parameters
+
+VOCAB, SEQ = 60, 8
+
+
+def tiny_bert(seed: int = 0) -> T.BertForSequenceClassification:
+    torch.manual_seed(seed)
+    cfg = T.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                       vocab_size=VOCAB, max_position_embeddings=16, num_labels=2)
+    return T.BertForSequenceClassification(cfg)
+
+
+def tiny_vit(seed: int = 0) -> T.ViTForImageClassification:
+    torch.manual_seed(seed)
+    cfg = T.ViTConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
+                      image_size=8, patch_size=4, num_channels=1, num_labels=2)
+    return T.ViTForImageClassification(cfg)
+
+
+def text_data(n: int = 256, seed: int = 0) -> DictDataset:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    half = VOCAB // 2
+    ids = torch.randint(3, half, (n, SEQ), generator=g) + labels[:, None] * (half - 3)
+    ids[:, 0] = 1  # [CLS]-like
+    return DictDataset(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
+
+
+def image_data(n: int = 128, seed: int = 0) -> DictDataset:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randn(n, 1, 8, 8, generator=g) * 0.5 + (labels.float() * 2 - 1)[:, None, None, None]
+    return DictDataset(pixel_values=x, labels=labels)
+
+
+def make_args(out, **kw) -> T.TrainingArguments:
+    base = dict(output_dir=str(out), per_device_train_batch_size=16, learning_rate=1e-3, report_to=[],
+                logging_steps=1, save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0, data_seed=0,
+                dataloader_num_workers=0, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.01)
+    base.update(kw)
+    return T.TrainingArguments(**base)
+
+
+def losses(trainer: T.Trainer) -> list[tuple[int, float]]:
+    return [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
+
+
+def eb_logs(trainer: T.Trainer) -> list[dict]:
+    return [h for h in trainer.state.log_history if any(k.startswith("eb/") for k in h)]
+
+
+# --- construction ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs", [
+    {"action": "shrink"}, {"check_every_steps": 0}, {"check_every_steps": 2.5}, {"check_every_steps": True},
+    {"ratio": 1.0}, {"threshold": 2.0}, {"window": 1}, {"scope": "nope"}, {"criterion": "nope"},
+    {"criterion": "taylor"}, {"mask_file": "a/b.json"},
+])
+def test_bad_arguments_raise_value_error(kwargs):
+    with pytest.raises(ValueError):
+        EarlyBirdCallback(**kwargs)
+
+
+def test_state_roundtrip_through_from_state():
+    cb = EarlyBirdCallback(ratio=0.3, ratios=[0.1], threshold=1.0, window=2, check_every_steps=3, action="stop")
+    model = tiny_bert()
+    cb.detector.check(model, at=3)
+    cb.detector.check(model, at=6)
+    state = json.loads(json.dumps(cb.state()))
+    new = EarlyBirdCallback.from_state(state)
+    assert new.ratios == (0.1, 0.3) and new.action == "stop" and new.check_every_steps == 3
+    assert len(new.detector.history) == 2 and new.detector.ticket(0.3) is not None
+
+
+# --- single process -------------------------------------------------------------------------------
+
+def test_stop_logs_distances_and_writes_mask(tmp_path):
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=30), train_dataset=text_data())
+    cb = add_early_bird(trainer, ratio=0.3, ratios=[0.1], threshold=1.0, window=2, check_every_steps=2,
+                        action="stop")
+    trainer.train()
+    assert cb.ticket_step == 4 and trainer.state.global_step == 4  # checks at 2 and 4; window 2
+    logs = eb_logs(trainer)
+    assert [h["step"] for h in logs] == [2, 4]
+    assert "eb/distance@0.3" in logs[1] and "eb/distance@0.1" in logs[1] and logs[1]["eb/ticket_step"] == 4
+    assert "eb/distance@0.3" not in logs[0]  # window not full at the first check
+    mask = Mask.from_json((tmp_path / MASK_FILE).read_text())
+    assert mask == cb.mask and mask.meta["ticket_step"] == 4
+    assert count_parameters(trainer.model) == count_parameters(tiny_bert())  # search only
+
+
+def test_save_mask_keeps_training_dense(tmp_path):
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=12), train_dataset=text_data())
+    cb = add_early_bird(trainer, ratio=0.3, threshold=1.0, window=2, check_every_steps=3, action="save_mask")
+    dense = count_parameters(trainer.model)
+    trainer.train()
+    assert trainer.state.global_step == 12 and cb.ticket_step == 6 and not cb.pruned
+    assert count_parameters(trainer.model) == dense
+    mask = Mask.from_json((tmp_path / MASK_FILE).read_text())
+    assert mask.structure == [(4, 128)] * 2 and mask.kept_structure == [(3, 90)] * 2
+
+
+def test_unattached_callback_logs_to_history(tmp_path):
+    cb = EarlyBirdCallback(ratio=0.3, threshold=1.0, window=2, check_every_steps=2, action="stop")
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=20), train_dataset=text_data(),
+                        callbacks=[cb])
+    trainer.train()
+    assert trainer.state.global_step == 4
+    assert eb_logs(trainer)[-1]["eb/ticket_step"] == 4
+
+
+def test_unattached_prune_is_refused(tmp_path):
+    cb = EarlyBirdCallback(ratio=0.3, threshold=1.0, window=2, check_every_steps=2, action="prune")
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=4), train_dataset=text_data(),
+                        callbacks=[cb])
+    with pytest.raises(ValueError, match="add_early_bird"):
+        trainer.train()
+
+
+def test_prune_and_continue(tmp_path):
+    max_steps = 48
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=max_steps),
+                        train_dataset=text_data(512))
+    cb = add_early_bird(trainer, ratio=0.3, ratios=[0.1], threshold=1.0, window=2, check_every_steps=4,
+                        action="prune")
+    dense = count_parameters(trainer.model)
+    trainer.train()
+    assert cb.pruned_step == 8 and trainer.state.global_step == max_steps
+    assert count_parameters(trainer.model) == cb.params_after < dense
+    assert [(b.attention.self.num_attention_heads, b.intermediate.dense.out_features)
+            for b in trainer.model.bert.encoder.layer] == [(3, 90)] * 2
+    # the optimizer holds exactly the pruned model's parameters
+    opt = trainer.optimizer.optimizer
+    assert {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in trainer.model.parameters()}
+    # the schedule continued: linear decay with a constant decrement across the pruning step
+    lrs = [h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
+    assert [step for step, _ in losses(trainer)] == list(range(1, max_steps + 1))  # no log row lost to checks
+    assert lrs == pytest.approx([1e-3 * (1 - s / max_steps) for s in range(max_steps)], rel=1e-6)
+    # loss keeps falling after pruning
+    after = [loss for step, loss in losses(trainer) if step > cb.pruned_step]
+    assert sum(after[-8:]) / 8 < sum(after[:8]) / 8
+    assert sum(after[-8:]) / 8 < 0.5 * losses(trainer)[0][1]
+    logs = eb_logs(trainer)
+    assert logs[-1]["eb/params"] == cb.params_after and logs[-1]["eb/ticket_step"] == 8
+    assert [h["step"] for h in logs] == [4, 8]  # no checks after pruning
+    # the pruned model still evaluates
+    metrics = trainer.evaluate(text_data(64, seed=1))
+    assert metrics["eval_loss"] < 0.69
+
+
+def test_prune_at_epoch_end_vit(tmp_path):
+    trainer = T.Trainer(model=tiny_vit(), args=make_args(tmp_path, num_train_epochs=5, logging_steps=2),
+                        train_dataset=image_data())
+    cb = add_early_bird(trainer, ratio=0.5, threshold=1.0, window=2, action="prune")
+    dense = count_parameters(trainer.model)
+    trainer.train()
+    assert cb.pruned_step == 16 and cb.detector.ticket(0.5).at == 2  # second epoch end (8 steps per epoch)
+    assert count_parameters(trainer.model) < dense and trainer.state.global_step == 40
+    after = [loss for step, loss in losses(trainer) if step > cb.pruned_step]
+    assert after[-1] < after[0] and all(map(torch.isfinite, torch.tensor(after)))
+
+
+# --- checkpoint and resume ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("restore_flag", [False, True])
+def test_resume_after_pruning(tmp_path, restore_flag):
+    kw = dict(ratio=0.3, threshold=1.0, window=2, check_every_steps=2, action="prune")
+    args = make_args(tmp_path, max_steps=12, save_strategy="steps", save_steps=6,
+                     restore_callback_states_from_checkpoint=restore_flag)
+    first = T.Trainer(model=tiny_bert(), args=args, train_dataset=text_data())
+    cb1 = add_early_bird(first, **kw)
+    first.train()
+    assert cb1.pruned_step == 4
+    ckpt = tmp_path / "checkpoint-6"
+    saved = read_saved_state(ckpt)
+    assert saved["attributes"]["pruned_step"] == 4 and len(saved["attributes"]["detector_state"]["history"]) == 2
+    # HF's own loader cannot read the pruned checkpoint (sizes); the Trainer can once the structure matches
+    second = T.Trainer(model=tiny_bert(seed=7), args=args, train_dataset=text_data())
+    cb2 = add_early_bird(second, **kw)
+    path = prepare_resume(second, ckpt)
+    assert count_parameters(second.model) == cb1.params_after
+    assert len(cb2.detector.history) == 2 and cb2.ticket_step == 4 and cb2.pruned_step == 4
+    second.train(resume_from_checkpoint=path)
+    live = [cb for cb in second.callback_handler.callbacks if isinstance(cb, EarlyBirdCallback)]
+    assert len(live) == 1 and live[0]._trainer is second
+    assert live[0].pruned_step == 4 and len(live[0].detector.history) == 2
+    assert second.state.global_step == 12
+    assert count_parameters(second.model) == count_parameters(first.model)
+    for (n1, p1), (n2, p2) in zip(first.model.named_parameters(), second.model.named_parameters()):
+        assert n1 == n2 and p1.shape == p2.shape
+        torch.testing.assert_close(p1, p2, rtol=0, atol=1e-5)
+
+
+def test_resume_without_prepare_fails_clearly(tmp_path):
+    kw = dict(ratio=0.3, threshold=1.0, window=2, check_every_steps=2, action="prune")
+    args = make_args(tmp_path, max_steps=6, save_strategy="steps", save_steps=6)
+    first = T.Trainer(model=tiny_bert(), args=args, train_dataset=text_data())
+    add_early_bird(first, **kw)
+    first.train()
+    second = T.Trainer(model=tiny_bert(), args=args, train_dataset=text_data())
+    add_early_bird(second, **kw)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        second.train(resume_from_checkpoint=str(tmp_path / "checkpoint-6"))
+
+
+# --- DDP: 2 CPU processes on gloo -----------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(out: Path, action: str) -> None:
+    """One rank of the DDP test: train with the callback, write what this rank saw."""
+    torch.set_num_threads(1)
+    args = make_args(out, max_steps=24, per_device_train_batch_size=8, logging_steps=1)
+    trainer = T.Trainer(model=tiny_bert(), args=args, train_dataset=text_data(512))
+    cb = add_early_bird(trainer, ratio=0.3, threshold=1.0, window=2, check_every_steps=3, action=action)
+    assert args.world_size == 2 and isinstance(trainer.model_wrapped, torch.nn.Module)
+    trainer.train()
+    rank = torch.distributed.get_rank()
+    flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    (out / f"rank{rank}.json").write_text(json.dumps({
+        "mask_hash": cb.mask.hash(), "ticket_step": cb.ticket_step, "pruned_step": cb.pruned_step,
+        "params": count_parameters(trainer.model), "weights_sum": float(flat.double().sum()),
+        "weights_abs": float(flat.double().abs().sum()), "wrapped": type(trainer.model_wrapped).__name__,
+        "losses": losses(trainer), "global_step": trainer.state.global_step}))
+
+
+@pytest.mark.parametrize("action", ["prune"])
+def test_ddp_two_ranks_draw_same_mask_and_prune(tmp_path, action):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), __file__, str(tmp_path), action]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
+    assert r0["wrapped"] == "DistributedDataParallel"
+    assert r0["mask_hash"] == r1["mask_hash"] and r0["ticket_step"] == r1["ticket_step"] == 6
+    assert r0["pruned_step"] == r1["pruned_step"] == 6 and r0["global_step"] == r1["global_step"] == 24
+    assert r0["params"] == r1["params"] < count_parameters(tiny_bert())
+    # gradients stayed synchronized after the reducer was rebuilt: both replicas hold the same weights
+    assert r0["weights_sum"] == pytest.approx(r1["weights_sum"], rel=1e-6)
+    assert r0["weights_abs"] == pytest.approx(r1["weights_abs"], rel=1e-6)
+    after = [loss for step, loss in r0["losses"] if step > 6]
+    assert sum(after[-5:]) / 5 < sum(after[:5]) / 5
+    assert (tmp_path / MASK_FILE).exists() is False  # prune writes no mask file
+
+
+if __name__ == "__main__":
+    _ddp_worker(Path(sys.argv[1]), sys.argv[2])

@@ -1,0 +1,321 @@
+"""Figures of ebcore.plots on small synthetic inputs: what each one draws, the edge cases (empty frames,
+NaN distances, a single check, float-noise ratios) and save_figure."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # tests only; the library itself never selects a backend
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.image import AxesImage  # noqa: E402
+
+from ebcore import plots  # noqa: E402
+
+NOISY = 0.1 + 0.2  # 0.30000000000000004
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _matrix(n: int, seed: int = 0) -> np.ndarray:
+    f = 1 - np.exp(-np.arange(n) / 3)
+    m = np.abs(f[:, None] - f[None, :]) + 0.01 * np.random.default_rng(seed).random((n, n))
+    m = (m + m.T) / 2
+    np.fill_diagonal(m, 0.0)
+    return m
+
+
+def _records(ratios=(0.1, NOISY), n: int = 8, tickets=None) -> pd.DataFrame:
+    tickets = tickets or {0.1: 4}
+    rows = []
+    for r in ratios:
+        for i in range(n):
+            rows.append({"at": i + 1, "ratio": r,
+                         "consecutive_distance": None if i == 0 else 0.5 / (i + 1),
+                         "window_distance": np.nan if i < 3 else 0.6 / (i + 1),
+                         "is_ticket": tickets.get(round(r, 6)) == i})
+    return pd.DataFrame(rows)
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"run": "dense", "kind": "dense", "ratio": np.nan, "test_accuracy": 0.85, "time_rel_dense": 1.0,
+         "params": 1.1e8},
+        {"run": "early-bird p=0.3", "kind": "early_bird", "ratio": NOISY, "test_accuracy": 0.82,
+         "time_rel_dense": 0.66, "params": 8.6e7},
+        {"run": "early-bird p=0.5", "kind": "early_bird", "ratio": 0.5, "test_accuracy": 0.79,
+         "time_rel_dense": 0.52, "params": 7.0e7},
+        {"run": "random p=0.3", "kind": "random", "ratio": 0.3, "test_accuracy": 0.80, "time_rel_dense": 0.64,
+         "params": 8.6e7},
+        {"run": "late p=0.3", "kind": "late", "ratio": 0.3, "test_accuracy": 0.83, "time_rel_dense": 1.2,
+         "params": 8.6e7},
+    ])
+
+
+def _data_lines(ax) -> list:
+    return [ln for ln in ax.get_lines() if ln.get_gid() == "distance_line"]
+
+
+def _texts(fig: Figure) -> list[str]:
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+
+
+def _is_no_data(fig: Figure) -> bool:
+    return any(t.startswith(plots.NO_DATA) for t in _texts(fig))
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value, text", [(NOISY, "0.3"), (0.5, "0.5"), (0.1, "0.1"), (1 / 3, "0.333333"),
+                                         (0, "0"), (np.nan, "-")])
+def test_format_ratio(value, text):
+    assert plots.format_ratio(value) == text
+
+
+def test_figures_are_not_registered_with_pyplot():
+    plots.distance_heatmap(_matrix(4))
+    assert plt.get_fignums() == []
+
+
+def test_save_figure_writes_png(tmp_path):
+    fig = plots.distance_heatmap(_matrix(5), list(range(5)), ticket_index=2)
+    out = plots.save_figure(fig, tmp_path / "a" / "b" / "heat.png")
+    assert out.is_file() and out.stat().st_size > 1000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bare = plots.save_figure(fig, tmp_path / "noext")
+    assert bare.suffix == ".png" and bare.read_bytes()[:4] == b"\x89PNG"
+
+
+# --- 1. heatmaps ------------------------------------------------------------------------------------
+def test_distance_heatmap_image_equals_matrix_and_marks_ticket():
+    m = _matrix(6)
+    fig = plots.distance_heatmap(m, [10, 20, 30, 40, 50, 60], title="t", ticket_index=3, window=2)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    images = ax.get_images()
+    assert len(images) == 1 and isinstance(images[0], AxesImage)
+    np.testing.assert_allclose(np.asarray(images[0].get_array()), m)
+    assert len(fig.axes) == 2  # heatmap + colour bar
+    assert fig.axes[1].get_ylabel() == "mask distance"
+    markers = [ln for ln in ax.get_lines() if ln.get_gid() == "ticket_marker"]
+    assert len(markers) == 1 and markers[0].get_marker() == "*"
+    assert list(markers[0].get_xdata()) == [3] and list(markers[0].get_ydata()) == [3]
+    assert {p.get_gid() for p in ax.patches} == {"ticket_window", "ticket_box"}
+    window = [p for p in ax.patches if p.get_gid() == "ticket_window"][0]
+    assert (window.get_x(), window.get_width()) == (1.5, 2)  # checks 2 and 3
+    assert plots.distance_heatmap(m, ticket_index=3).axes[0].patches[0].get_gid() == "ticket_box"
+    assert "ticket at epoch 40" in ax.get_title()
+
+
+def test_distance_heatmap_without_ticket_and_thinned_ticks():
+    n = 40
+    fig = plots.distance_heatmap(_matrix(n), list(range(n)))
+    ax = fig.axes[0]
+    assert not [ln for ln in ax.get_lines() if ln.get_gid() == "ticket_marker"]
+    assert not ax.patches
+    assert 2 <= len(ax.get_xticks()) <= 12
+    assert ax.get_xticklabels()[0].get_text() == "0"
+
+
+def test_distance_heatmap_accepts_ticket_object_and_given_ax():
+    class FakeTicket:
+        check_index = 1
+    fig0, ax = plt.subplots()
+    fig = plots.distance_heatmap(_matrix(3), ax=ax, ticket_index=FakeTicket(), colorbar=False)
+    assert fig is fig0 and len(fig.axes) == 1
+    assert [ln.get_gid() for ln in ax.get_lines()] == ["ticket_marker"]
+
+
+def test_distance_heatmap_edge_cases():
+    assert _is_no_data(plots.distance_heatmap(np.zeros((0, 0)), []))
+    single = plots.distance_heatmap(np.zeros((1, 1)), [5], ticket_index=0)
+    np.testing.assert_allclose(np.asarray(single.axes[0].get_images()[0].get_array()), [[0.0]])
+    with_nan = _matrix(4)
+    with_nan[0, 1] = with_nan[1, 0] = np.nan
+    plots.distance_heatmap(with_nan, list(range(4)))
+    with pytest.raises(ValueError):
+        plots.distance_heatmap(np.zeros((2, 3)), [0, 1])
+    with pytest.raises(ValueError):
+        plots.distance_heatmap(_matrix(3), [0, 1])
+    with pytest.raises(ValueError):
+        plots.distance_heatmap(_matrix(3), ticket_index=3)
+
+
+def test_distance_heatmaps_one_panel_per_ratio_shared_scale():
+    mats = {0.1: _matrix(5, 0), NOISY: _matrix(5, 1) * 0.5, 0.5: _matrix(5, 2)}
+    fig = plots.distance_heatmaps(mats, list(range(5)), {0.1: 2, 0.3: 4, 0.5: None}, title_prefix="BERT",
+                                  window=5)
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert len(panels) == 3 and len(fig.axes) == 4  # three heatmaps + one colour bar
+    assert [ax.get_title().splitlines()[0] for ax in panels] == ["p = 0.1", "p = 0.3", "p = 0.5"]
+    # the noisy 0.30000000000000004 key found its ticket under 0.3
+    n_markers = [len([ln for ln in ax.get_lines() if ln.get_gid() == "ticket_marker"]) for ax in panels]
+    assert n_markers == [1, 1, 0]
+    assert "no ticket" in panels[2].get_title()
+    assert [len(ax.patches) for ax in panels] == [2, 2, 0]
+    assert len({ax.get_images()[0].get_clim() for ax in panels}) == 1
+    assert fig.get_suptitle() == "BERT"
+
+
+def test_distance_heatmaps_edge_cases():
+    assert _is_no_data(plots.distance_heatmaps({}, []))
+    fig = plots.distance_heatmaps({0.3: np.zeros((1, 1))}, {0.3: ["e1"]})
+    assert len(fig.axes) == 2
+
+
+# --- 2. distance curves ------------------------------------------------------------------------------
+def test_distance_curves_lines_threshold_and_tickets():
+    fig = plots.distance_curves(_records(), threshold=0.1, title="d")
+    ax = fig.axes[0]
+    lines = _data_lines(ax)
+    assert len(lines) == 2
+    assert len(ax.get_lines()) == 3  # 2 ratios + threshold
+    threshold = [ln for ln in ax.get_lines() if ln.get_gid() == "threshold"]
+    assert len(threshold) == 1 and threshold[0].get_linestyle() == "--"
+    assert list(threshold[0].get_ydata()) == [0.1, 0.1]
+    # the first check has no consecutive distance: skipped
+    assert len(lines[0].get_xdata()) == 7 and not np.isnan(np.asarray(lines[0].get_ydata(), float)).any()
+    stars = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(stars) == 1 and len(stars[0].get_offsets()) == 1
+    np.testing.assert_allclose(stars[0].get_offsets()[0], [5, 0.5 / 5])
+    assert "epoch 5" in [t.get_text() for t in ax.texts]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["p = 0.1", "p = 0.3", "threshold = 0.1", "ticket"]
+
+
+def test_distance_curves_window_column_logy_and_threshold_from_frame():
+    rec = _records().assign(threshold=0.2)
+    fig = plots.distance_curves(rec, column="window_distance", logy=True)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert len(_data_lines(ax)[0].get_xdata()) == 5  # NaN until the window is full
+    assert [ln.get_gid() for ln in ax.get_lines()].count("threshold") == 1
+    assert "window" in ax.get_ylabel()
+
+
+def test_distance_curves_logy_with_zero_distance_uses_symlog():
+    rec = _records()
+    rec.loc[rec.index[-1], "consecutive_distance"] = 0.0
+    ax = plots.distance_curves(rec, 0.1, logy=True).axes[0]
+    assert ax.get_yscale() == "symlog"
+
+
+def test_distance_curves_edge_cases():
+    empty = pd.DataFrame(columns=["at", "ratio", "consecutive_distance", "window_distance", "is_ticket"])
+    assert _is_no_data(plots.distance_curves(empty, 0.1))
+    single = _records(ratios=(0.5,), n=1, tickets={})  # one check: no distance yet
+    assert _is_no_data(plots.distance_curves(single, 0.1))
+    two = _records(ratios=(0.5,), n=2, tickets={})
+    ax = plots.distance_curves(two, 0.1).axes[0]
+    assert len(_data_lines(ax)) == 1 and len(_data_lines(ax)[0].get_xdata()) == 1
+    # steps given as strings still plot, on categorical positions
+    text_at = _records(n=4).assign(at=lambda d: "step-" + d["at"].astype(str))
+    ax = plots.distance_curves(text_at, 0.1, xlabel="step").axes[0]
+    assert len(_data_lines(ax)) == 2 and ax.get_xticklabels()[0].get_text() == "step-1"
+    with pytest.raises(ValueError):
+        plots.distance_curves(_records(), 0.1, column="nope")
+
+
+# --- 3. accuracy curves ------------------------------------------------------------------------------
+def _curves() -> pd.DataFrame:
+    rows = []
+    for run, top in [("early-bird p=0.3", 0.82), ("dense", 0.85), ("random p=0.3", 0.79)]:
+        for e in range(1, 6):
+            rows.append({"run": run, "epoch": e, "val_accuracy": top - 0.2 / e})
+    rows.append({"run": "random p=0.3", "epoch": 6, "val_accuracy": np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_curves_one_line_per_run_dense_emphasised():
+    fig = plots.accuracy_curves(_curves(), title="val")
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert [ln.get_label() for ln in lines] == ["dense", "early-bird p=0.3", "random p=0.3"]
+    dense = lines[0]
+    assert matplotlib.colors.to_hex(dense.get_color()) == "#000000"
+    assert dense.get_linewidth() > max(ln.get_linewidth() for ln in lines[1:])
+    assert lines[2].get_linestyle() == "--" and len(lines[2].get_xdata()) == 5  # NaN row dropped
+    assert ax.yaxis.get_major_formatter()(0.8, 0).endswith("%")
+
+
+def test_accuracy_curves_edge_cases():
+    assert _is_no_data(plots.accuracy_curves(pd.DataFrame(columns=["run", "epoch", "val_accuracy"])))
+    one = plots.accuracy_curves(pd.DataFrame({"run": ["dense"], "epoch": [1], "val_accuracy": [0.5]}))
+    assert len(one.axes[0].get_lines()) == 1
+
+
+# --- 4. accuracy vs time -----------------------------------------------------------------------------
+def test_accuracy_vs_time_one_scatter_per_kind_annotated():
+    fig = plots.accuracy_vs_time(_table(), title="t")
+    ax = fig.axes[0]
+    scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert [c.get_label() for c in scatters] == ["dense", "early-bird", "random", "late ticket"]
+    assert [len(c.get_offsets()) for c in scatters] == [1, 2, 1, 1]
+    notes = sorted(t.get_text() for t in ax.texts)
+    assert notes == ["p=0.3", "p=0.3", "p=0.3", "p=0.5"]  # dense has no ratio; 0.30000000000000004 -> 0.3
+    assert ax.get_xlabel() == "training time relative to dense"
+    assert ax.yaxis.get_major_formatter()(0.8, 0).endswith("%")
+
+
+def test_accuracy_vs_time_edge_cases():
+    assert _is_no_data(plots.accuracy_vs_time(_table().iloc[:0]))
+    nan_time = _table().assign(time_rel_dense=np.nan)
+    assert _is_no_data(plots.accuracy_vs_time(nan_time))
+
+
+# --- 5. accuracy vs ratio ----------------------------------------------------------------------------
+def test_accuracy_vs_ratio_lines_dense_and_reference():
+    ref = {0.0: 0.8511, 0.1: 0.843, 0.3: 0.8205}
+    fig = plots.accuracy_vs_ratio(_table(), title="r", reference=ref)
+    ax = fig.axes[0]
+    by_gid = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
+    np.testing.assert_allclose(by_gid["dense"].get_ydata(), [0.85, 0.85])
+    assert by_gid["reference"].get_linestyle() == "--"
+    np.testing.assert_allclose(by_gid["reference"].get_ydata(), [0.8511, 0.843, 0.8205])
+    kinds = [ln for ln in ax.get_lines() if not ln.get_gid()]
+    assert [ln.get_label() for ln in kinds] == ["early-bird", "random", "late ticket"]
+    np.testing.assert_allclose(kinds[0].get_xdata(), [0.3, 0.5])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.1", "0.3", "0.5"]
+
+
+def test_accuracy_vs_ratio_averages_seeds_and_handles_empty():
+    seeds = pd.concat([_table(), _table().assign(test_accuracy=lambda d: d["test_accuracy"] - 0.02)])
+    ax = plots.accuracy_vs_ratio(seeds).axes[0]
+    eb = [ln for ln in ax.get_lines() if ln.get_label() == "early-bird"][0]
+    np.testing.assert_allclose(eb.get_ydata(), [0.81, 0.78])
+    assert ax.collections  # the seeds' range is shaded
+    assert _is_no_data(plots.accuracy_vs_ratio(_table().iloc[:0]))
+    only_ref = plots.accuracy_vs_ratio(_table().iloc[:0], reference={0.0: 0.85, 0.3: 0.82})
+    assert [ln.get_gid() for ln in only_ref.axes[0].get_lines()] == ["reference"]
+
+
+# --- 6. bars -----------------------------------------------------------------------------------------
+def test_memory_time_bars_two_panels():
+    table = _table()
+    fig = plots.memory_time_bars(table, title="cost")
+    assert len(fig.axes) == 2
+    params_ax, time_ax = fig.axes
+    params = [p.get_width() for p in params_ax.patches]
+    times = [p.get_width() for p in time_ax.patches]
+    np.testing.assert_allclose(params, table["params"])
+    np.testing.assert_allclose(times, table["time_rel_dense"])
+    assert [t.get_text() for t in params_ax.get_yticklabels()] == list(table["run"])
+    assert "1.00×" in [t.get_text() for t in time_ax.texts]
+
+
+def test_memory_time_bars_given_axes_and_edge_cases():
+    fig0, axes = plt.subplots(1, 2)
+    table = _table().drop(columns="kind")
+    table.loc[1, "params"] = np.nan
+    assert plots.memory_time_bars(table, ax=axes) is fig0
+    assert "n/a" in [t.get_text() for t in axes[0].texts]
+    assert _is_no_data(plots.memory_time_bars(_table().iloc[:0]))
+    with pytest.raises(ValueError):
+        plots.memory_time_bars(_table(), ax=axes[0])
