@@ -433,14 +433,21 @@ def gpt2_tokenizer(cache_dir: str | Path | None = None) -> Any:
     return _gpt2_tokenizer_cached(str((_cache_root(cache_dir) / "gpt2-tokenizer").resolve()))
 
 
+# RoBERTa's own layout: <s> 0, <pad> 1, </s> 2, <unk> 3, then the BPE vocabulary, <mask> last. <pad> must
+# be small: RoBERTa numbers positions from padding_idx + 1, inside max_position_embeddings.
+_ROBERTA_FIRST = ("<s>", "<pad>", "</s>", "<unk>")
+
+
 @functools.lru_cache(maxsize=4)
 def _roberta_tokenizer_cached(folder: str) -> Any:
     from transformers import AddedToken, RobertaTokenizerFast
 
     vocab_bytes, merges = _gpt2_bpe_files()
-    vocab = json.loads(vocab_bytes)
-    for offset, token in enumerate(ROBERTA_SPECIAL_TOKENS):
-        vocab[token] = GPT2_VOCAB_SIZE + offset
+    bpe = json.loads(vocab_bytes)
+    shift = len(_ROBERTA_FIRST)
+    vocab = {token: i for i, token in enumerate(_ROBERTA_FIRST)}
+    vocab.update({token: i + shift for token, i in bpe.items()})
+    vocab["<mask>"] = GPT2_VOCAB_SIZE + shift
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     _write_if_changed(target / "vocab.json", json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
@@ -451,7 +458,7 @@ def _roberta_tokenizer_cached(folder: str) -> Any:
         # As in RoBERTa: "<mask>" swallows the space before it, so "a <mask>" masks the word " x".
         mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True),
     )
-    expected = {t: GPT2_VOCAB_SIZE + i for i, t in enumerate(ROBERTA_SPECIAL_TOKENS)}
+    expected = {**{t: i for i, t in enumerate(_ROBERTA_FIRST)}, "<mask>": GPT2_VOCAB_SIZE + shift}
     got = {t: tok.convert_tokens_to_ids(t) for t in ROBERTA_SPECIAL_TOKENS}
     if got != expected or len(tok) != GPT2_VOCAB_SIZE + len(ROBERTA_SPECIAL_TOKENS):
         raise ValueError(f"RoBERTa tokenizer built from {target} has special ids {got} and {len(tok)} tokens, "
@@ -460,11 +467,11 @@ def _roberta_tokenizer_cached(folder: str) -> Any:
 
 
 def roberta_tokenizer(cache_dir: str | Path | None = None) -> Any:
-    """A ``RobertaTokenizerFast`` over the GPT-2 BPE with RoBERTa's special tokens appended:
-    ``<s>`` 50257, ``<pad>`` 50258, ``</s>`` 50259, ``<unk>`` 50260, ``<mask>`` 50261 (50,262 tokens;
-    size a model's ``vocab_size`` from ``len(tokenizer)``). Files go to ``<cache>/roberta-tokenizer``.
+    """A ``RobertaTokenizerFast`` over the GPT-2 BPE in RoBERTa's layout: ``<s>`` 0, ``<pad>`` 1,
+    ``</s>`` 2, ``<unk>`` 3, the BPE tokens shifted by 4, ``<mask>`` 50261 (50,262 tokens; size a
+    model's ``vocab_size`` from ``len(tokenizer)``). Files go to ``<cache>/roberta-tokenizer-v2``.
     Encodes a text as ``<s> ... </s>``. Cached in-process: do not mutate the returned instance."""
-    return _roberta_tokenizer_cached(str((_cache_root(cache_dir) / "roberta-tokenizer").resolve()))
+    return _roberta_tokenizer_cached(str((_cache_root(cache_dir) / "roberta-tokenizer-v2").resolve()))
 
 
 def minilm_model_path() -> Path:

@@ -4,19 +4,25 @@ their distances, and stops, saves the ticket, or prunes the model in place and t
     eb = add_early_bird(trainer, ratio=0.3, action="prune", check_every_steps=50)  # before train()
     trainer.train()       # resume: trainer.train(resume_from_checkpoint=prepare_resume(trainer, ckpt))
 
-Actions when the ticket at `ratio` appears (the detector may watch several `ratios` at once):
-- "stop": stop training (a search run); the mask is written to `output_dir/early_bird_mask.json`.
-- "save_mask": write the mask there and keep training the dense model.
+Actions when the ticket at `ratio` appears (the detector may watch several `ratios` at once); with
+every action the ticket mask is written to `output_dir/early_bird_mask.json` (rank 0; `Mask.from_json`):
+- "stop": stop training (a search run).
+- "save_mask": keep training the dense model (restart later from the mask: `prune_model(model, mask)`).
 - "prune": remove the pruned heads / FFN channels in place and keep training; the optimizer and the
   LR scheduler are rebuilt through the Trainer's own `create_optimizer` / `create_scheduler` for the
   new parameters, the scheduler continuing at the same step (AdamW moments are kept for the
   parameters pruning did not touch, fresh for the pruned layers). Under DDP the DDP reducer is
   rebuilt around the new parameters (the DDP object stays the same).
 
-Checks run every `check_every_steps` optimizer steps, or at epoch ends when it is None. Each check logs
+Checks run every `check_every_steps` optimizer steps, or at epoch ends when it is None, until the ticket
+has acted (and, for "save_mask", every watched ratio has its ticket). Each check logs `eb/checks`,
 `eb/distance@<ratio>` (largest distance from the new mask to the window, once the window is full) and
 `eb/consecutive@<ratio>` through `trainer.log`, so every reporter and `trainer.state.log_history` see
-them; the ticket logs `eb/ticket_step` (and `eb/ticket_step@<ratio>` per ratio), pruning `eb/params`.
+them; the ticket logs `eb/ticket_step` (and `eb/ticket_step@<ratio>` per ratio), pruning `eb/params`
+and `eb/param_ratio`. The optimizer is rebuilt with the Trainer's `create_optimizer`, so an optimizer
+instance passed as `Trainer(optimizers=...)` is replaced by one built from the TrainingArguments (or
+`optimizer_cls_and_kwargs`). With `load_best_model_at_end`, a best checkpoint saved before pruning
+cannot be loaded into the pruned model.
 Under torch.distributed every rank draws its masks, their hashes are compared across ranks at every
 check (RuntimeError if they differ), and only rank 0 writes files.
 
@@ -86,6 +92,13 @@ def _gather(value: Any) -> list[Any]:
 def masks_hash(masks: dict[float, Mask]) -> str:
     """One hash over the masks of all ratios of a check."""
     return ";".join(f"{r:g}:{masks[r].hash()}" for r in sorted(masks))
+
+
+def _rng_untouched():
+    """Context that restores the CPU RNG state on exit: the dependency-graph trace draws random example
+    inputs from the global generator, which would shift dropout and shuffling of the training run (and
+    make a resumed run differ from an uninterrupted one)."""
+    return torch.random.fork_rng(devices=[])
 
 
 def _trainable(model: nn.Module) -> list[nn.Parameter]:
@@ -339,6 +352,9 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
                 raise NotImplementedError(
                     f"EarlyBirdCallback(action='prune') cannot prune through a {type(wrapped).__name__} wrapper; "
                     "use action='save_mask' and restart training from the saved mask")
+        if self.action == "prune" and not self.pruned and args.load_best_model_at_end:
+            logger.warning("EarlyBirdCallback(action='prune') with load_best_model_at_end: if the best checkpoint "
+                           "was saved before pruning (dense), loading it into the pruned model will fail")
         if self._trainer is None and not self._warned_unattached:
             self._warned_unattached = True
             logger.warning("EarlyBirdCallback is not attached to its Trainer: distances go to state.log_history "
@@ -349,7 +365,8 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
         # Taylor scores need this step's gradients, which are gone by on_step_end.
         if (self.detector.criterion == "taylor" and self.check_every_steps is not None and model is not None
                 and self._checking() and (state.global_step + 1) % self.check_every_steps == 0):
-            self._pending = self.detector.draw_masks(model)
+            with _rng_untouched():
+                self._pending = self.detector.draw_masks(model)
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     model: nn.Module | None = None, **kwargs: Any) -> None:
@@ -371,7 +388,8 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
                model: nn.Module | None, at: int) -> None:
         if model is None or not self._checking():
             return
-        masks, self._pending = (self._pending or self.detector.draw_masks(model)), None
+        with _rng_untouched():  # tracing the graph draws random example inputs: keep training's RNG stream
+            masks, self._pending = (self._pending or self.detector.draw_masks(model)), None
         mine = masks_hash(masks)
         hashes = _gather(mine)
         if any(h != mine for h in hashes):
@@ -403,7 +421,7 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
         self.ticket_step, self.ticket_mask = state.global_step, mask.to_dict()
         metrics["eb/ticket_step"] = state.global_step
         metrics["eb/ticket_distance"] = float(ticket.distance)
-        if self.action in ("stop", "save_mask") and args.output_dir:
+        if args.output_dir:
             path = Path(args.output_dir) / self.mask_file
             self.mask_path = str(path)
             if state.is_world_process_zero:
@@ -420,7 +438,8 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
             trainer = self._require_trainer("action='prune'")
             if model is not trainer.model:
                 raise RuntimeError("the model given to the callback is not trainer.model; cannot prune safely")
-            report = prune_model(model, mask)
+            with _rng_untouched():
+                report = prune_model(model, mask)
             if isinstance(trainer.model_wrapped, nn.parallel.DistributedDataParallel):
                 _rebuild_ddp_reducer(trainer.model_wrapped)
             _rebuild_optimizer_and_scheduler(trainer)

@@ -7,6 +7,8 @@ a `memory_kind` that says which.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 from pathlib import Path
 
@@ -27,14 +29,18 @@ def _to(batch: dict, device: torch.device) -> dict:
 
 @torch.no_grad()
 def flops_per_sample(model: nn.Module, batch: dict) -> int:
-    """Forward FLOPs (multiply-add = 2) for one sample, counted by torch's FlopCounterMode."""
-    device = next(model.parameters()).device
+    """Forward FLOPs (multiply-add = 2) for one sample, counted by torch's FlopCounterMode.
+
+    Counted on an eager-attention copy: PyTorch has no FLOP formula for the CPU SDPA kernel, which
+    would leave the attention matmuls out.
+    """
+    counted = copy.deepcopy(model).eval()
+    with contextlib.suppress(Exception):  # families without an SDPA path are eager already
+        counted.set_attn_implementation("eager")
+    device = next(counted.parameters()).device
     sample = _to(_first_rows({k: v for k, v in batch.items() if k != "labels"}, 1), device)
-    was_training = model.training
-    model.eval()
     with FlopCounterMode(display=False) as counter:
-        model(**sample)
-    model.train(was_training)
+        counted(**sample)
     return int(counter.get_total_flops())
 
 

@@ -145,12 +145,13 @@ def test_gpt2_tokenizer_round_trip():
 def test_roberta_tokenizer_special_tokens():
     tok = data.roberta_tokenizer()
     ids = {t: tok.convert_tokens_to_ids(t) for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")}
-    assert ids == {"<s>": 50257, "<pad>": 50258, "</s>": 50259, "<unk>": 50260, "<mask>": 50261}
+    assert ids == {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 50261}  # RoBERTa's layout
     assert len(tok) == 50262
     enc = tok("Hello world")["input_ids"]
-    assert enc[0] == tok.bos_token_id == 50257 and enc[-1] == tok.eos_token_id == 50259
-    assert enc[1:-1] == [15496, 995]
-    assert tok.pad_token_id == 50258
+    assert enc[0] == tok.bos_token_id == 0 and enc[-1] == tok.eos_token_id == 2
+    assert enc[1:-1] == [15496 + 4, 995 + 4]  # GPT-2's BPE ids shifted past the specials
+    assert tok.pad_token_id == 1
+    assert tok.decode(enc, skip_special_tokens=True) == "Hello world"
 
 
 def test_minilm_tokenizer_cls():
