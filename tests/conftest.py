@@ -60,3 +60,13 @@ def family(request) -> str:
 def runs_root(tmp_path_factory):
     """One folder per test session for pipeline runs, shared so later tests reuse finished runs."""
     return tmp_path_factory.mktemp("ebcore-runs")
+
+
+@pytest.fixture(scope="session")
+def ci_results(runs_root):
+    """Every family's ci pipeline, run once per session (the notebook tests reuse these runs)."""
+    from ebcore.experiment import ExperimentConfig, run_experiment
+    from ebcore.models import FAMILIES as PIPELINE_FAMILIES
+    return {family: run_experiment(ExperimentConfig(family, profile="ci", runs_dir=str(runs_root / "runs"),
+                                                    results_dir=str(runs_root / "results")))
+            for family in PIPELINE_FAMILIES}

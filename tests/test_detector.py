@@ -120,3 +120,12 @@ def test_check_draws_masks_for_all_ratios_from_one_model():
     det.check(model)
     masks = det.history[0].masks
     assert [round(masks[r].sparsity()["channels"], 1) for r in (0.1, 0.3, 0.5)] == [0.1, 0.3, 0.5]
+
+
+def test_unprepared_gpt2_is_refused_instead_of_converted_under_the_optimizer():
+    model = make_model("gpt2")  # still has transformers' Conv1D
+    with pytest.raises(eb.UnsupportedModelError, match="prepare_model"):
+        EarlyBirdDetector(ratios=(0.3,)).check(model)
+    assert any(type(m).__name__ == "Conv1D" for m in model.modules()), "the detector must not swap parameters"
+    eb.prepare_model(model)
+    EarlyBirdDetector(ratios=(0.3,)).check(model)

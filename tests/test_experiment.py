@@ -13,17 +13,6 @@ from ebcore.experiment import TABLE_COLUMNS, ExperimentConfig, run_experiment
 from ebcore.models import FAMILIES, build_model, get_spec
 
 
-@pytest.fixture(scope="session")
-def ci_results(runs_root):
-    """Run every family's ci pipeline once per session (the notebook tests reuse these runs)."""
-    out = {}
-    for family in FAMILIES:
-        cfg = ExperimentConfig(family, profile="ci", runs_dir=str(runs_root / "runs"),
-                               results_dir=str(runs_root / "results"))
-        out[family] = run_experiment(cfg)
-    return out
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_ci_pipeline_table_is_sane(ci_results, family):
     res = ci_results[family]
