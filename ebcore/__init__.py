@@ -12,3 +12,11 @@ from .scores import Scores, score_model
 from .surgery import PruneReport, apply_soft_mask, count_parameters, prune_model, soft_masked
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "SUPPORTED_CLASSES", "family_of", "get_adapter", "prepare_model",
+    "CheckpointError", "DataNotFoundError", "EbcoreError", "InvalidRatioError", "MaskMismatchError", "PruningError",
+    "UnsupportedModelError", "ModelGraph", "LayerMask", "Mask", "mask_distance", "mask_from_scores",
+    "pairwise_distances", "random_mask", "Scores", "score_model", "PruneReport", "apply_soft_mask",
+    "count_parameters", "prune_model", "soft_masked",
+]

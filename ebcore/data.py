@@ -30,7 +30,6 @@ import gzip
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any

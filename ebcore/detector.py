@@ -16,7 +16,6 @@ distance from it to the other w-1 masks is <= threshold. w = 2 is the study's co
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np

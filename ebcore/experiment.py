@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from torch import nn
 from . import data as D
 from .detector import EarlyBirdDetector
 from .io import save_pruned
-from .masks import Mask, check_ratio, random_mask
+from .masks import check_ratio, random_mask
 from .measure import flops_per_sample, folder_bytes, training_memory
 from .models import FamilySpec, build_model, get_spec
 from .surgery import count_parameters, prune_model
@@ -46,7 +45,6 @@ from .train import CHECKPOINT_NAME, Callback, TrainConfig, TrainState, evaluate,
 
 MODES = ("scratch", "continue", "finetune")
 CONTROLS = ("random", "late")
-RULES = {"consecutive": 2}  # the window rule's size comes from ExperimentConfig.window
 
 
 @dataclass

@@ -1,8 +1,6 @@
 """The early-bird pipeline in the `ci` profile: every family end to end, reuse, resume, clear errors."""
 from __future__ import annotations
 
-import json
-import math
 
 import pandas as pd
 import pytest
