@@ -90,7 +90,7 @@ def _text(family: str, profile: str) -> FamilySpec:
         data = {"dataset": "imdb", "train": 22500, "val": 2500, "test": 25000, "max_length": 512}
         train = {"epochs": 5, "batch_size": 16, "lr": 2e-5, "weight_decay": 0.01, "warmup_fraction": 0.06}
     elif profile == "cpu":
-        data = {"dataset": "rotten_tomatoes", "train": 8000, "val": 1000, "test": 1275, "max_length": 64}
+        data = {"dataset": "rotten_tomatoes", "train": 4000, "val": 600, "test": 1275, "max_length": 64}
         train = {"epochs": 6, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.05, "warmup_fraction": 0.1}
     else:
         data = {"dataset": "rotten_tomatoes", "train": 512, "val": 128, "test": 256, "max_length": 32}
@@ -115,9 +115,9 @@ def _bert(profile: str) -> FamilySpec:
         train = {"epochs": 3, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_fraction": 0.06,
                  "check_every_steps": 100}
     elif profile == "cpu":
-        data = {"dataset": "rotten_tomatoes", "train": 3000, "val": 500, "test": 1275, "max_length": 64}
-        train = {"epochs": 3, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_fraction": 0.1,
-                 "check_every_steps": 10}
+        data = {"dataset": "rotten_tomatoes", "train": 1500, "val": 300, "test": 1275, "max_length": 48}
+        train = {"epochs": 2, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_fraction": 0.1,
+                 "check_every_steps": 5}
     else:
         data = {"dataset": "rotten_tomatoes", "train": 256, "val": 64, "test": 128, "max_length": 32}
         train = {"epochs": 2, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_fraction": 0.1,
