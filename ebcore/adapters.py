@@ -112,10 +112,16 @@ def _patch_swin(block: BlockSpec, kept: list[int]) -> None:
                                                           requires_grad=table.requires_grad)
 
 
+def _tracing_generator() -> torch.Generator:
+    """Example inputs come from their own generator: tracing must not shift the global RNG (dropout,
+    shuffling), or a run that traces at other moments (a resumed one) would diverge."""
+    return torch.Generator().manual_seed(0)
+
+
 def _image_inputs(model: nn.Module) -> dict:
     cfg = model.config
     size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
-    return {"pixel_values": torch.randn(1, cfg.num_channels, size, size)}
+    return {"pixel_values": torch.randn(1, cfg.num_channels, size, size, generator=_tracing_generator())}
 
 
 # --- RoBERTa and BERT: attention.self.{query,key,value}, attention.output.dense, intermediate/output --
@@ -143,7 +149,7 @@ def _text_inputs(model: nn.Module) -> dict:
     cfg = model.config
     length = max(2, min(8, getattr(cfg, "max_position_embeddings", getattr(cfg, "n_positions", 16)) - 4))
     low = min(4, cfg.vocab_size - 1)
-    inputs = {"input_ids": torch.randint(low, cfg.vocab_size, (1, length))}
+    inputs = {"input_ids": torch.randint(low, cfg.vocab_size, (1, length), generator=_tracing_generator())}
     if cfg.model_type == "gpt2":
         inputs["use_cache"] = False
     return inputs

@@ -15,16 +15,25 @@ every action the ticket mask is written to `output_dir/early_bird_mask.json` (ra
   rebuilt around the new parameters (the DDP object stays the same).
 
 Checks run every `check_every_steps` optimizer steps, or at epoch ends when it is None, until the ticket
-has acted (and, for "save_mask", every watched ratio has its ticket). Each check logs `eb/checks`,
+has acted (for "save_mask": until every watched ratio has its ticket). Each check logs `eb/checks`,
 `eb/distance@<ratio>` (largest distance from the new mask to the window, once the window is full) and
 `eb/consecutive@<ratio>` through `trainer.log`, so every reporter and `trainer.state.log_history` see
-them; the ticket logs `eb/ticket_step` (and `eb/ticket_step@<ratio>` per ratio), pruning `eb/params`
-and `eb/param_ratio`. The optimizer is rebuilt with the Trainer's `create_optimizer`, so an optimizer
-instance passed as `Trainer(optimizers=...)` is replaced by one built from the TrainingArguments (or
+them; the ticket adds `eb/ticket_step` (and `eb/ticket_step@<ratio>` per ratio), pruning `eb/params`
+and `eb/param_ratio`. Drawing masks leaves the RNG stream untouched (a run with checks trains exactly
+like one without, until it prunes).
+
+Caveats. The optimizer is rebuilt with the Trainer's `create_optimizer`, so an optimizer instance passed
+as `Trainer(optimizers=...)` is replaced by one built from the TrainingArguments (or
 `optimizer_cls_and_kwargs`). With `load_best_model_at_end`, a best checkpoint saved before pruning
-cannot be loaded into the pruned model.
-Under torch.distributed every rank draws its masks, their hashes are compared across ranks at every
-check (RuntimeError if they differ), and only rank 0 writes files.
+cannot be loaded into the pruned model. GPT-2 is converted in place (Conv1D -> Linear, exact) when the
+callback is attached, so its Trainer checkpoints hold Linear-layout (transposed) weights. DeepSpeed,
+FSDP and other wrappers than DDP / DataParallel are refused for "prune" (use "save_mask").
+
+Distributed (torchrun / DDP). Every rank draws its masks; at every check the mask hashes are compared
+across ranks (`all_gather_object`; RuntimeError if they differ), so all ranks act at the same step with
+the same mask. Only rank 0 writes the mask file; `trainer.log` runs on every rank as the Trainer's own
+logging does (its reporters and printing act on rank 0 only). "prune" under DDP rebuilds the DDP
+reducer in place around the pruned module (as DDP does when unpickled), then the optimizer.
 
 Checkpoints and resume. The callback is a `transformers.trainer_callback.ExportableState`: its detector
 history, ticket and whether/when it pruned go into each checkpoint's `trainer_state.json`. The Trainer
@@ -59,7 +68,7 @@ from .adapters import get_adapter, prepare_model
 from .detector import EarlyBirdDetector, Ticket
 from .errors import MaskMismatchError
 from .masks import Mask, check_ratio
-from .surgery import count_parameters, prune_model
+from .surgery import prune_model
 
 __all__ = ["ACTIONS", "MASK_FILE", "EarlyBirdCallback", "add_early_bird", "prepare_resume", "read_saved_state"]
 
@@ -329,14 +338,14 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
                     f"this run's state says the model was pruned at step {self.pruned_step} to {kept} (heads, "
                     f"channels) per layer, but the model has {current}; call prepare_resume(trainer, checkpoint) "
                     "before trainer.train(resume_from_checkpoint=checkpoint)")
-        before = {id(p) for p in model.parameters()}
         prepare_model(model)
-        if optimizer is not None and {id(p) for p in model.parameters()} != before:
+        if optimizer is not None and not _optimizer_covers(optimizer, model):
             trainer = self._trainer
             if trainer is None:
-                raise ValueError("the model had to be made prunable (GPT-2: Conv1D -> Linear) after the Trainer "
-                                 "built its optimizer; use add_early_bird(trainer, ...) before train(), or call "
-                                 "ebcore.prepare_model(model) before building the Trainer")
+                raise ValueError("the optimizer does not hold the model's parameters (GPT-2 had to be made prunable, "
+                                 "Conv1D -> Linear, after the Trainer built its optimizer); use "
+                                 "add_early_bird(trainer, ...) before train(), or call ebcore.prepare_model(model) "
+                                 "before building the Trainer")
             if trainer.model_wrapped is not trainer.model:
                 raise ValueError("GPT-2 must be made prunable before training under a wrapper: use "
                                  "add_early_bird(trainer, ...) before trainer.train()")

@@ -32,3 +32,12 @@ def test_conv1d_to_linear_is_exact_and_idempotent():
     assert conv1d_to_linear(model) == 8  # 4 per block, 2 blocks
     assert conv1d_to_linear(model) == 0
     assert torch.allclose(logits(model, batch), before, atol=1e-6)
+
+
+def test_tracing_does_not_touch_the_global_rng():
+    from ebcore.graph import ModelGraph
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ModelGraph.build(make_model("gpt2"))
+    assert torch.equal(torch.rand(3), expected)

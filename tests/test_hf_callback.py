@@ -219,6 +219,19 @@ def test_gpt2_is_made_prunable_before_the_optimizer_exists(tmp_path):
     assert sum(after[-5:]) / 5 < sum(after[:5]) / 5
 
 
+def test_unattached_gpt2_and_second_callback_are_refused(tmp_path):
+    cfg = T.GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=VOCAB, n_positions=16, n_inner=64,
+                       bos_token_id=0, eos_token_id=0, pad_token_id=0, num_labels=2)
+    cb = EarlyBirdCallback(ratio=0.3, threshold=1.0, window=2, check_every_steps=2, action="stop")
+    trainer = T.Trainer(model=T.GPT2ForSequenceClassification(cfg), args=make_args(tmp_path, max_steps=4),
+                        train_dataset=text_data(), callbacks=[cb])
+    with pytest.raises(ValueError, match="prepare_model"):
+        trainer.train()
+    add_early_bird(trainer := T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=4)), ratio=0.3)
+    with pytest.raises(ValueError, match="already has an EarlyBirdCallback"):
+        add_early_bird(trainer, ratio=0.1)
+
+
 def test_taylor_scores_use_the_step_gradients(tmp_path):
     trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=20), train_dataset=text_data())
     cb = add_early_bird(trainer, ratio=0.3, threshold=1.0, window=2, check_every_steps=2, action="stop",
