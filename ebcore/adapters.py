@@ -224,8 +224,9 @@ def conv1d_to_linear(model: nn.Module) -> int:
         for child_name, child in list(parent.named_children()):
             if isinstance(child, Conv1D):
                 in_features, out_features = child.weight.shape  # Conv1D stores (in, out)
-                linear = nn.Linear(in_features, out_features, bias=child.bias is not None,
-                                   device=child.weight.device, dtype=child.weight.dtype)
+                # skip_init: no random init, so the conversion leaves the global RNG alone
+                linear = torch.nn.utils.skip_init(nn.Linear, in_features, out_features, bias=child.bias is not None,
+                                                  device=child.weight.device, dtype=child.weight.dtype)
                 linear.weight.copy_(child.weight.t())
                 if child.bias is not None:
                     linear.bias.copy_(child.bias)
