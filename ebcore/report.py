@@ -72,21 +72,28 @@ def _to_markdown(frame: pd.DataFrame) -> str:
 
 
 def make_figures(result: ExperimentResult) -> dict:
-    """The notebook's figures: distance heatmaps and curves, accuracy curves, accuracy vs time/ratio."""
+    """The notebook's figures: distance heatmaps and curves, accuracy curves, accuracy vs time/ratio.
+
+    Epoch checks are labelled by epochs completed (the check after the first epoch is epoch 1), as
+    the table's ticket epochs are; step checks by their step.
+    """
     cfg, det = result.config, result.detectors["consecutive"]
-    labels = [rec.at for rec in det.history]
+    by_epoch = not cfg.effective_check_every
+    shift = 1 if by_epoch else 0
+    labels = [rec.at + shift for rec in det.history]
     tickets = {r: (det.ticket(r).check_index if det.ticket(r) else None) for r in cfg.ratios}
+    records = pd.DataFrame(det.records()).assign(at=lambda f: f["at"] + shift)
+    curves = result.curves.assign(epoch=lambda f: f["epoch"] + 1)
     title = f"{cfg.family} ({cfg.profile})"
-    unit = "step" if cfg.effective_check_every else "epoch"
+    unit = "epoch" if by_epoch else "step"
     ref = STUDY_ACCURACY.get(cfg.family)
     table = result.table.copy()
     return {
         "mask_distance_heatmaps": plots.distance_heatmaps({r: det.pairwise(r) for r in cfg.ratios}, labels, tickets,
                                                           title_prefix=title, axis_label=unit),
         "mask_distance_curves": plots.distance_curves(
-            pd.DataFrame(det.records()), threshold=det.threshold, title=f"{title}: consecutive mask distance",
-            xlabel=unit),
-        "accuracy_curves": plots.accuracy_curves(result.curves, title=f"{title}: validation accuracy"),
+            records, threshold=det.threshold, title=f"{title}: consecutive mask distance", xlabel=unit),
+        "accuracy_curves": plots.accuracy_curves(curves, title=f"{title}: validation accuracy"),
         "accuracy_vs_time": plots.accuracy_vs_time(table, title=f"{title}: accuracy vs training time"),
         "accuracy_vs_ratio": plots.accuracy_vs_ratio(
             table, title=f"{title}: accuracy vs pruning ratio",

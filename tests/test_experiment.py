@@ -110,3 +110,15 @@ def test_gpt2_is_built_prunable():
     from ebcore.detector import EarlyBirdDetector
     EarlyBirdDetector(ratios=(0.3,)).check(model)  # would raise on an unconverted Conv1D model
     assert not any(type(m).__name__ == "Conv1D" for m in model.modules())
+
+
+def test_continue_mode_trains_the_ticket_weights_for_the_rest_of_the_budget(tmp_path):
+    cfg = ExperimentConfig("vit", profile="ci", epochs=4, ratios=(0.3,), controls=("random",), modes=("continue",),
+                           threshold=1.0, runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "r"))
+    res = run_experiment(cfg)
+    eb = res.table[res.table.kind == "early_bird"].iloc[0]
+    assert eb.ticket_found and eb.ticket_epoch == 2  # threshold 1.0: the first full window (2 checks)
+    assert eb.epochs_trained == 4 - 2
+    assert eb.time_rel_dense < 1, "continuing from the ticket costs less than the dense run"
+    dense_dir = next((tmp_path / "runs" / "vit" / "ci").glob("dense-*"))
+    assert (dense_dir / "tickets" / "ticket-0.3.safetensors").is_file()
