@@ -21,6 +21,7 @@ is reused, an interrupted one resumes from its checkpoint. Tables go to `results
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import math
@@ -445,7 +446,8 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
     table.to_json(out / "table.json", orient="records", indent=1)
     curves.to_csv(out / "curves.csv", index=False)
     distances.to_csv(out / "distances.csv", index=False)
-    (out / "detectors.json").write_text(json.dumps({k: d.state_dict() for k, d in detectors.items()}))
+    with gzip.open(out / "detectors.json.gz", "wt") as f:  # every mask of every check: compress
+        json.dump({k: d.state_dict() for k, d in detectors.items()}, f)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
     return ExperimentResult(cfg, table, curves, distances, detectors, out, time.perf_counter() - start)
 

@@ -30,7 +30,7 @@ def test_ci_pipeline_table_is_sane(ci_results, family):
     assert sorted(eb.ratio) == [0.1, 0.3, 0.5]
     assert (t.disk_bytes > 0).all() and (pruned.disk_bytes < dense.disk_bytes).all()
     # Written next to the notebooks' figures:
-    for name in ("table.csv", "table.json", "curves.csv", "distances.csv", "detectors.json"):
+    for name in ("table.csv", "table.json", "curves.csv", "distances.csv", "detectors.json.gz"):
         assert (res.out_dir / name).is_file()
     assert pd.read_csv(res.out_dir / "table.csv").shape == t.shape
     curves = res.curves
