@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -329,8 +329,8 @@ def _ticket_info(dense: dict, cfg: ExperimentConfig, ratio: float) -> dict:
     """The ruling ticket for `ratio` (or the closest-to-stable mask when none appeared, flagged)."""
     watch = dense["watch"]
     det = EarlyBirdDetector.from_state_dict(watch["detectors"][cfg.rule])
-    other = EarlyBirdDetector.from_state_dict(watch["detectors"]["window" if cfg.rule == "consecutive" else
-                                                                  "consecutive"])
+    other = EarlyBirdDetector.from_state_dict(
+        watch["detectors"]["window" if cfg.rule == "consecutive" else "consecutive"])
     t = det.ticket(ratio)
     if t is not None:
         index, found = t.check_index, True
@@ -338,7 +338,8 @@ def _ticket_info(dense: dict, cfg: ExperimentConfig, ratio: float) -> dict:
         dists = [rec.distances[ratio] for rec in det.history]
         valid = [(d, i) for i, d in enumerate(dists) if d is not None]
         index, found = (min(valid)[1] if valid else len(det.history) - 1), False
-    rules = {cfg.rule: det.ticket(ratio), ("window" if cfg.rule == "consecutive" else "consecutive"): other.ticket(ratio)}
+    other_rule = "window" if cfg.rule == "consecutive" else "consecutive"
+    rules = {cfg.rule: det.ticket(ratio), other_rule: other.ticket(ratio)}
     epochs_at = lambda t: watch["check_epochs"][t.check_index] if t else None  # noqa: E731
     return {
         "mask": det.history[index].masks[ratio], "check_index": index, "found": found,
@@ -403,7 +404,6 @@ class ExperimentResult:
     detectors: dict[str, EarlyBirdDetector]
     out_dir: Path
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def pairwise(self, ratio: float, rule: str = "consecutive") -> np.ndarray:
         return self.detectors[rule].pairwise(ratio)
