@@ -78,13 +78,11 @@ def test_distance_is_normalized_hamming():
 
 
 def test_pairwise_matrix_is_symmetric_with_zero_diagonal():
-    rng = np.random.default_rng(0)
     masks = [eb.random_mask([(4, 16), (6, 16)], 0.5, seed=i) for i in range(5)]
     m = eb.pairwise_distances(masks)
     assert m.shape == (5, 5)
     assert np.allclose(m, m.T) and np.all(np.diag(m) == 0)
     assert m[0, 1] == eb.mask_distance(masks[0], masks[1])["combined"] > 0
-    del rng
 
 
 def test_distance_between_different_models_is_an_error():
