@@ -26,8 +26,9 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,24 @@ class ExperimentConfig:
             if c not in CONTROLS:
                 raise ValueError(f"unknown control {c!r}; choose from {CONTROLS}")
         self.spec()  # validates family and profile
+
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """Every field of the config: each one is a notebook parameter and a CLI option."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], strict: bool = False) -> "ExperimentConfig":
+        """A config from a mapping of parameters (a notebook's globals, CLI options).
+
+        Keys that are not config fields are ignored, or refused with `strict=True`; lists become tuples.
+        """
+        names = set(cls.parameter_names())
+        unknown = sorted(k for k in params if k not in names)
+        if strict and unknown:
+            raise ValueError(f"unknown experiment parameter(s) {unknown}; valid names: {sorted(names)}")
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k in names}
+        return cls(**kw)
 
     def spec(self) -> FamilySpec:
         base = get_spec(self.family, self.profile)

@@ -119,6 +119,15 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
     return paths
 
 
+def run_and_report(config) -> dict[str, Path]:
+    """Run (or reuse) the experiment of `config` and write its tables and figures: what a notebook does,
+    without the display. The command line (`python -m ebcore run`) calls this."""
+    from .experiment import run_experiment
+    result = run_experiment(config)
+    summary = summary_table(result)
+    return write_report(result, summary, make_figures(result))
+
+
 def gather(results_dir: str | Path, profile: str, timings: str | Path | None = None) -> Path:
     """Write results/README.md with every family's summary table for `profile`."""
     results_dir = Path(results_dir)
