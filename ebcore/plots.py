@@ -34,7 +34,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import EngFormatter, PercentFormatter
+from matplotlib.ticker import EngFormatter, MaxNLocator, PercentFormatter
 
 __all__ = [
     "KIND_LABELS",
@@ -368,6 +368,7 @@ def distance_curves(records: pd.DataFrame, threshold: float | None = None, ax: A
     groups = _ratio_groups(frame)
     colors = dict(zip([k for k, _ in groups], sns.color_palette("colorblind", max(len(groups), 1))))
     star_x, star_y, star_c = [], [], []
+    notes: dict[float, tuple[float, str, list]] = {}
     for key, g in groups:
         valid = g[g["_y"].notna()]
         ax.plot(valid["_x"], valid["_y"], marker="o", ms=3.5, lw=1.6, color=colors[key],
@@ -378,9 +379,14 @@ def distance_curves(records: pd.DataFrame, threshold: float | None = None, ax: A
             star_y.append(y)
             star_c.append(colors[key])
             at = categories[int(row["_x"])] if categories else _fmt_at(row["at"])
-            ax.annotate(f"{xlabel} {at}", (row["_x"], y), xytext=(7, 9), textcoords="offset points",
-                        fontsize=8, color=colors[key], fontweight="bold", zorder=6,
-                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+            previous = notes.get(row["_x"])
+            notes[row["_x"]] = (max(y, previous[0]) if previous else y, at,
+                                (previous[2] if previous else []) + [colors[key]])
+    for x, (y, at, note_colors) in notes.items():  # one label per check, even when ratios share it
+        color = note_colors[0] if len(set(note_colors)) == 1 else "black"
+        ax.annotate(f"{xlabel} {at}", (x, y), xytext=(7, 9), textcoords="offset points",
+                    fontsize=8, color=color, fontweight="bold", zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
     if threshold is not None:
         ax.axhline(threshold, ls="--", lw=1.2, color="0.35", label=f"threshold = {threshold:g}",
                    gid="threshold")
@@ -401,6 +407,8 @@ def distance_curves(records: pd.DataFrame, threshold: float | None = None, ax: A
     if categories:
         step = _tick_step(len(categories))
         ax.set_xticks(range(0, len(categories), step), categories[::step])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no half epochs or half steps
     ax.set_xlabel(xlabel)
     ax.set_ylabel(_DISTANCE_COLUMNS[column])
     handles, names = ax.get_legend_handles_labels()
@@ -447,6 +455,7 @@ def accuracy_curves(curves: pd.DataFrame, ax: Axes | None = None, title: str = "
             style = dict(color=next(palette), lw=1.6, ls=_line_style(run), zorder=3)
         ax.plot(g["_x"], g["_y"], marker="o" if len(g) == 1 else None, label=run, **style)
     _percent_axis(ax, _is_fraction(frame["_y"]))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
@@ -659,6 +668,9 @@ def accuracy_vs_cost(table: pd.DataFrame, ax: Axes | None = None, title: str = "
     kinds = _ordered_kinds(frame["kind"])
     colors = _kind_colors(kinds)
     ax.axvline(1.0, ls=":", lw=1.0, color="0.5", zorder=1)
+    span = max(float(frame["_x"].max() - frame["_x"].min()), 0.05)
+    dodge = {k: (i - (len(kinds) - 1) / 2) * 0.012 * span for i, k in enumerate(kinds)}
+    frame = frame.assign(_x=frame["_x"] + frame["kind"].map(dodge))
     for run, g in frame.groupby("run", sort=False):
         kind = g["kind"].iloc[0]
         ax.scatter(g["_x"], 100 * g["_y"], s=14, color=colors[kind], alpha=0.45, zorder=2, edgecolors="none")
@@ -667,7 +679,7 @@ def accuracy_vs_cost(table: pd.DataFrame, ax: Axes | None = None, title: str = "
         yerr = None if sy.n < 2 else 100 * sy.half_width
         ax.errorbar(sx.mean, 100 * sy.mean, xerr=xerr, yerr=yerr, fmt=_KIND_MARKERS.get(kind, "D"), ms=8,
                     color=colors[kind], mec="white", capsize=3, lw=1.0, zorder=3, label=run)
-    ax.set_xlabel("total training FLOPs / dense (search + retraining)")
+    ax.set_xlabel("total training FLOPs / dense (search + retraining; kinds dodged slightly to stay visible)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="best", frameon=True)
