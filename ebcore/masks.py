@@ -318,10 +318,7 @@ def _resolve_head_dims(scores: Scores, head_dims: object) -> list[int]:
                 "these scores carry no head_dims, so a head's weight (head_dim channels) is unknown: score with "
                 "ebcore.score_model (it sets them), or pass head_dims=[b.head_dim for b in graph.blocks].")
         return list(scores.head_dims)
-    try:
-        given = check_head_dims(head_dims, n)
-    except InvalidArgumentError as err:
-        raise MaskMismatchError(str(err)) from None
+    given = check_head_dims(head_dims, n)
     if scores.head_dims is not None and given != scores.head_dims:
         raise MaskMismatchError(f"head_dims {given} contradict the head dims the scores were taken with "
                                 f"{scores.head_dims}; leave head_dims out (the scores carry them).")
