@@ -120,6 +120,9 @@ class EarlyBirdDetector:
         if set(masks) != set(self.ratios):
             raise InvalidArgumentError(f"expected masks for ratios {self.ratios}, got {sorted(masks, key=repr)}")
         masks = {r: as_mask(m, f"masks[{r}]") for r, m in masks.items()}
+        if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float, str))):
+            raise InvalidArgumentError(f"at must be an int, float or str label of the check (epoch, step), got "
+                                       f"{describe(at)}")
         at = len(self.history) if at is None else at
         index = len(self.history)
         distances, consecutive = {}, {}

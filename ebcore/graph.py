@@ -89,7 +89,7 @@ class ModelGraph:
         try:
             for p in frozen:
                 p.requires_grad_(True)  # a frozen module has no grad_fn in the trace: it would be left out
-            with warnings.catch_warnings(), torch.enable_grad():
+            with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
                 warnings.simplefilter("ignore")  # "unwrapped parameters" notes: embeddings, never pruned here
                 dg = tp.DependencyGraph().build_dependency(
                     model, example_inputs=adapter.example_inputs(model), output_transform=_logits,

@@ -151,6 +151,9 @@ def load_pruned(path: str | os.PathLike, device: str | torch.device | None = Non
         except (TypeError, RuntimeError) as err:
             raise InvalidArgumentError(f"device must be None, a torch.device or a string such as 'cpu' or 'cuda', "
                                        f"got {describe(device)} ({err})") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InvalidArgumentError(f"device {str(device)!r} was asked for but CUDA is not available here; "
+                                       "pass device='cpu' (or None).")
     structure = read_structure(path)
     try:
         config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)

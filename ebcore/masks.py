@@ -281,6 +281,7 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
         raise InvalidArgumentError(f"scores must be ebcore Scores (from score_model), got {describe(scores)}; "
                                    "for a model, call ebcore.draw_mask(model, ratio).")
     _check_scope(scope)
+    _check_scores_finite(scores)
     if ratio is None and (head_ratio is None or ffn_ratio is None):
         raise InvalidRatioError("give `ratio`, or both `head_ratio` and `ffn_ratio`")
     base = check_ratio(ratio, "ratio") if ratio is not None else None
@@ -302,6 +303,20 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     )
     mask.check_not_empty()
     return mask
+
+
+def _check_scores_finite(scores: Scores) -> None:
+    """Each layer's scores: non-empty 1-D tensors of finite numbers (NaN would rank arbitrarily)."""
+    for i, layer in enumerate(scores.layers):
+        for name in ("heads", "channels"):
+            t = getattr(layer, name)
+            if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.numel() == 0:
+                raise InvalidArgumentError(f"scores.layers[{i}].{name} must be a non-empty 1-D tensor, got "
+                                           f"{describe(t)}")
+            if not torch.isfinite(t).all():
+                raise InvalidArgumentError(
+                    f"scores.layers[{i}].{name} holds NaN or infinite values: the model's weights (or gradients, "
+                    "for Taylor scores) are not finite; check the training run before drawing a mask.")
 
 
 def _check_scope(scope: object) -> None:

@@ -208,7 +208,13 @@ def prune_model(model: nn.Module, mask: Mask, verify: bool = True) -> PruneRepor
     The model keeps its hidden size, embeddings and classifier. After it, rebuild the optimizer (the
     pruned layers are new parameters). Raises MaskMismatchError if the mask was drawn on another
     structure, InvalidRatioError if it empties a layer, PruningError if the result is not the mask.
+    Every parameter keeps its requires_grad (frozen layers stay frozen) and its Python attributes.
     """
+    with torch.inference_mode(False):  # new parameters made under inference mode could never be trained
+        return _prune_model(model, mask, verify)
+
+
+def _prune_model(model: nn.Module, mask: Mask, verify: bool) -> PruneReport:
     start = time.perf_counter()
     get_adapter(model)
     mask = as_mask(mask)

@@ -392,6 +392,9 @@ def test_bad_save_and_load_arguments(tmp_path):
         load_pruned(3)
     with pytest.raises(eb.InvalidArgumentError, match="device"):
         load_pruned(tmp_path / "m", device=3)
+    if not torch.cuda.is_available():
+        with pytest.raises(eb.InvalidArgumentError, match="CUDA"):
+            load_pruned(tmp_path / "m", device="cuda")
 
 
 # --- one call for the common case ------------------------------------------------------------------
@@ -408,3 +411,22 @@ def test_draw_mask_is_the_chain_in_one_call():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         eb.score_model(model)  # a model is accepted as well as a graph
+
+
+def test_pruning_inside_inference_mode_leaves_a_trainable_model():
+    model = make_model("bert").train()
+    with torch.inference_mode():
+        eb.prune_model(model, eb.draw_mask(model, 0.5))
+    batch = make_batch("bert")
+    loss = model(**batch, labels=torch.tensor([0, 1, 2])).loss
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_non_finite_scores_and_bad_check_labels_are_refused():
+    s = Scores([LayerScores(torch.tensor([1.0, float("nan")]), torch.rand(4))], criterion="x", head_dims=[4])
+    with pytest.raises(eb.InvalidArgumentError, match="NaN"):
+        eb.mask_from_scores(s, 0.3)
+    det = EarlyBirdDetector(ratios=(0.3,), window=2)
+    with pytest.raises(eb.InvalidArgumentError, match="at"):
+        det.add_masks({0.3: eb.Mask.full([(2, 2)])}, at=torch.tensor(1))
