@@ -276,6 +276,8 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
 
     `head_ratio` / `ffn_ratio` override `ratio` for heads / channels. `scope` is "layerwise" (each layer
     loses the same fraction) or "global" (one ranking over all layers, scores normalized per layer).
+    Head dims come from `scores` (score_model sets them); `head_dims` is only needed for hand-made
+    scores, and must agree with the scores' own otherwise.
     """
     if not isinstance(scores, Scores):
         raise InvalidArgumentError(f"scores must be ebcore Scores (from score_model), got {describe(scores)}; "
