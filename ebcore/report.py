@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from . import plots
-from .experiment import ExperimentResult
+from .experiment import ExperimentConfig, ExperimentResult
 from .stats import paired_difference, summarize
-from .verdicts import STUDY_ACCURACY, STUDY_TICKET_EPOCH, claim_verdicts  # noqa: F401 (re-exported)
+from .verdicts import claim_verdicts
 
 NOTEBOOKS = {"vit": "vit", "swin": "swin", "gpt2": "gpt2", "roberta": "roberta", "bert": "bert_finetune"}
 
@@ -190,10 +190,9 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
     return paths
 
 
-def notebook_config(params: dict) -> "ExperimentConfig":
+def notebook_config(params: dict) -> ExperimentConfig:
     """The experiment config of a notebook's parameters (its globals): every config field is a parameter;
     `results_dir` / `runs_dir` left as None resolve to the project's `results/` and `runs/`."""
-    from .experiment import ExperimentConfig
     root = find_project_root()
     names = ExperimentConfig.parameter_names()
     chosen = {k: params[k] for k in names if k in params}
