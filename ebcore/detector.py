@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
+from .align import check_align
 from .graph import ModelGraph
 from .masks import SCOPES, Mask, check_ratio, mask_distance, mask_from_scores, pairwise_distances
 from .scores import CRITERIA, Scores, score_model
@@ -53,6 +54,7 @@ class EarlyBirdDetector:
     scope: str = "layerwise"
     criterion: str = "magnitude"
     distance: str = "combined"
+    align: int = 1  # round kept sizes to multiples of N (ebcore.align); 1 = off
     history: list[CheckRecord] = field(default_factory=list, init=False)
     tickets: dict[float, Ticket] = field(default_factory=dict, init=False)
 
@@ -72,6 +74,7 @@ class EarlyBirdDetector:
             raise ValueError(f"unknown criterion {self.criterion!r}; choose one of {CRITERIA}")
         if self.distance not in DISTANCE_KINDS:
             raise ValueError(f"unknown distance {self.distance!r}; choose one of {DISTANCE_KINDS}")
+        self.align = check_align(self.align)
         self._graph: ModelGraph | None = None
 
     # --- checks ---------------------------------------------------------------------------------
@@ -89,7 +92,8 @@ class EarlyBirdDetector:
         else:
             graph = source if isinstance(source, ModelGraph) else self._graph_for(source)
             scores, head_dims = score_model(graph, self.criterion), [b.head_dim for b in graph.blocks]
-        return {r: mask_from_scores(scores, r, scope=self.scope, head_dims=head_dims) for r in self.ratios}
+        return {r: mask_from_scores(scores, r, scope=self.scope, head_dims=head_dims, align=self.align)
+                for r in self.ratios}
 
     def check(self, source: nn.Module | ModelGraph | Scores, at: int | float | str | None = None
               ) -> dict[float, float | None]:
@@ -147,7 +151,7 @@ class EarlyBirdDetector:
     # --- state ----------------------------------------------------------------------------------
     def config(self) -> dict:
         return {"ratios": list(self.ratios), "threshold": self.threshold, "window": self.window,
-                "scope": self.scope, "criterion": self.criterion, "distance": self.distance}
+                "scope": self.scope, "criterion": self.criterion, "distance": self.distance, "align": self.align}
 
     def state_dict(self) -> dict:
         """JSON-serializable state; a detector loaded from it continues exactly."""
@@ -159,7 +163,7 @@ class EarlyBirdDetector:
 
     def load_state_dict(self, state: dict) -> None:
         """Replay the saved history (distances and tickets are recomputed, so they are consistent)."""
-        if state["config"] != self.config():
+        if {"align": 1, **state["config"]} != self.config():  # states saved before `align` existed: 1
             raise ValueError(f"detector state was saved with {state['config']}, this detector has {self.config()}")
         self.history, self.tickets = [], {}
         for rec in state["history"]:

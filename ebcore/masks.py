@@ -7,6 +7,7 @@ as JSON. Layers are never emptied: at least one head and one channel survive in 
     mask = mask_from_scores(scores, ratio=0.3)             # heads and channels both at 30%
     mask = mask_from_scores(scores, head_ratio=0.25, ffn_ratio=0.5, scope="global")
     mask_distance(a, b)                                     # {"heads", "channels", "combined"}
+    mask = mask_from_scores(scores, 0.3, align=64, head_dims=[64] * 12)  # kept sizes rounded, see ebcore.align
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .align import AlignmentError, align_kept, check_align, head_unit
 from .errors import InvalidRatioError, MaskMismatchError
 from .scores import LayerScores, Scores
 
@@ -182,11 +184,14 @@ def _keep_global(per_layer: list[torch.Tensor], ratio: float) -> list[list[int]]
 
 def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: float | None = None,
                      ffn_ratio: float | None = None, scope: str = "layerwise",
-                     head_dims: list[int] | None = None) -> Mask:
+                     head_dims: list[int] | None = None, align: int = 1) -> Mask:
     """Draw a mask that prunes the lowest-scoring `ratio` of heads and of FFN channels.
 
     `head_ratio` / `ffn_ratio` override `ratio` for heads / channels. `scope` is "layerwise" (each layer
     loses the same fraction) or "global" (one ranking over all layers, scores normalized per layer).
+    `align` (N >= 1): round each layer's kept FFN channels, and its kept heads in units whose width
+    heads * head_dim is a multiple of N, by the rule of `ebcore.align` (needs `head_dims` when N > 1);
+    recorded in `meta["align"]`.
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}; choose one of {SCOPES}")
@@ -202,30 +207,54 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     else:
         kept_heads = _keep_global(head_scores, hr)
         kept_ch = _keep_global(ch_scores, fr)
+    align = check_align(align)
+    if align > 1:
+        kept_heads, kept_ch = _aligned(kept_heads, kept_ch, head_scores, ch_scores, head_dims, align)
     head_dims = head_dims or [1] * len(scores.layers)
     mask = Mask(
         layers=tuple(LayerMask(tuple(h), tuple(c), len(hs), len(cs), hd)
                      for h, c, hs, cs, hd in zip(kept_heads, kept_ch, head_scores, ch_scores, head_dims)),
-        meta={"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion},
+        meta={"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion, "align": align},
     )
     mask.check_not_empty()
     return mask
 
 
+def _aligned(kept_heads: list[list[int]], kept_ch: list[list[int]], head_scores: list[torch.Tensor],
+             ch_scores: list[torch.Tensor], head_dims: list[int] | None, align: int
+             ) -> tuple[list[list[int]], list[list[int]]]:
+    """Kept heads and channels of every layer rounded by `ebcore.align`'s rule."""
+    if head_dims is None or len(head_dims) != len(kept_heads):
+        raise AlignmentError(f"align={align} needs head_dims (one per layer, {len(kept_heads)} layers), got "
+                             f"{head_dims!r}: pass head_dims=[block.head_dim for block in graph.blocks], "
+                             "or align=1.")
+    heads = [align_kept(k, s, head_unit(align, hd)) for k, s, hd in zip(kept_heads, head_scores, head_dims)]
+    channels = [align_kept(k, s, align) for k, s in zip(kept_ch, ch_scores)]
+    return heads, channels
+
+
 def random_mask(structure: list[tuple[int, int]], ratio: float, seed: int = 0,
-                head_dims: list[int] | None = None) -> Mask:
-    """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control)."""
+                head_dims: list[int] | None = None, align: int = 1) -> Mask:
+    """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control);
+    `align` as in `mask_from_scores`."""
     ratio = check_ratio(ratio)
     gen = torch.Generator().manual_seed(seed)
     random_scores = Scores([LayerScores(torch.rand(h, generator=gen), torch.rand(c, generator=gen))
                             for h, c in structure], criterion="random")
-    mask = mask_from_scores(random_scores, ratio, head_dims=head_dims)
+    mask = mask_from_scores(random_scores, ratio, head_dims=head_dims, align=align)
     return Mask(mask.layers, meta={**mask.meta, "seed": seed})
 
 
 def _check_same_structure(a: Mask, b: Mask) -> None:
     if a.structure != b.structure:
         raise MaskMismatchError(f"masks of different models cannot be compared: {a.structure} vs {b.structure}")
+
+
+def _check_same_align(a: Mask, b: Mask) -> None:
+    ra, rb = a.meta.get("align", 1), b.meta.get("align", 1)  # masks saved before alignment existed: 1
+    if ra != rb:
+        raise MaskMismatchError(f"masks drawn under different alignment rules cannot be compared: align={ra} vs "
+                                f"align={rb}; draw both with the same align.")
 
 
 def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
@@ -236,6 +265,7 @@ def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
     channels of o_proj (so each decision weighs by the compute it controls).
     """
     _check_same_structure(a, b)
+    _check_same_align(a, b)
     dh = dc = total_h = total_c = att_diff = att_total = 0
     for la, lb in zip(a.layers, b.layers):
         head_diff = int(np.sum(la.head_vector() != lb.head_vector()))
