@@ -20,6 +20,7 @@ times: a check on a shared, noisy machine), `ffn_kept` / `heads_kept` (kept size
     python bench/train_step.py --sizes small --device cpu                 # CPU-sized models, a few minutes
     python bench/train_step.py --sizes study --device cuda --repeats 25   # ViT-S widths, Swin-T, gpt2-small, roberta-base
     python bench/train_step.py --families vit gpt2 --precisions bf16 --aligns 1 8 64 --out /tmp/steps.csv
+    python bench/train_step.py --sizes study --no-timing --aligns 1 8 64      # kept sizes and ratios only
 
 Study sizes: ViT-S widths (hidden 384, 12 layers, 6 heads, FFN 1536) on 32 px images with patch 4,
 batch 256; Swin-T (embed 96, depths 2,2,6,2, heads 3,6,12,24) at 224 px, batch 64; gpt2-small
@@ -156,7 +157,8 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device) ->
     dense = MODEL_CLASSES[family](size.config)
     eb.prepare_model(dense)  # GPT-2: Conv1D -> Linear (exact) in the dense model too, for a fair comparison
     dense = dense.to(device)
-    batch = make_batch(family, size, torch.Generator().manual_seed(args.seed + 1), device)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    batch = make_batch(family, size if not args.no_timing else Size(size.config, 1, size.seq_len), gen, device)
     variants = pruned_variants(dense, args.ratios, args.aligns)
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     dense_flops = flops_per_sample(dense, inputs)
@@ -169,6 +171,9 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device) ->
                        "heads_kept": f"{block.num_heads}/{size.config.num_attention_heads if family != 'swin' else size.config.num_heads[0]}",
                        "ffn_kept": block.num_channels}
     rows = []
+    if args.no_timing:  # kept sizes and ratios only (cheap: one forward of batch 1 per model)
+        return [{"family": family, "sizes": args.sizes, "p": ratio, "align": align, **s}
+                for (ratio, align), s in static.items()]
     for precision in args.precisions:
         models = {"dense": dense, **{f"p{r}_a{a}": m for (r, a), m in variants.items()}}
         times = interleaved_step_times(models, batch, precision, device, args.warmup, args.repeats)
@@ -199,6 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-timing", action="store_true",
+                    help="only kept sizes, parameter and FLOPs ratios (no training steps)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "train_step.csv")
     return ap.parse_args(argv)
 
