@@ -24,6 +24,7 @@ import numpy as np
 from torch import nn
 
 from .errors import InvalidArgumentError, describe
+from .align import check_align
 from .graph import ModelGraph
 from .masks import SCOPES, Mask, as_mask, check_ratio, mask_distance, mask_from_scores, pairwise_distances
 from .scores import CRITERIA, Scores, score_model
@@ -56,6 +57,7 @@ class EarlyBirdDetector:
     scope: str = "layerwise"
     criterion: str = "magnitude"
     distance: str = "combined"
+    align: int = 1  # round kept sizes to multiples of N (ebcore.align); 1 = off
     history: list[CheckRecord] = field(default_factory=list, init=False)
     tickets: dict[float, Ticket] = field(default_factory=dict, init=False)
 
@@ -80,6 +82,7 @@ class EarlyBirdDetector:
             value = getattr(self, name)
             if not isinstance(value, str) or value not in allowed:
                 raise InvalidArgumentError(f"unknown {name} {describe(value)}; choose one of {allowed}")
+        self.align = check_align(self.align)
         self._graph: ModelGraph | None = None
 
     # --- checks ---------------------------------------------------------------------------------
@@ -101,7 +104,7 @@ class EarlyBirdDetector:
         else:
             raise InvalidArgumentError(f"source must be a model, a ModelGraph or Scores (from score_model), got "
                                        f"{describe(source)}")
-        return {r: mask_from_scores(scores, r, scope=self.scope) for r in self.ratios}
+        return {r: mask_from_scores(scores, r, scope=self.scope, align=self.align) for r in self.ratios}
 
     def check(self, source: nn.Module | ModelGraph | Scores, at: int | float | str | None = None
               ) -> dict[float, float | None]:
@@ -173,7 +176,7 @@ class EarlyBirdDetector:
     # --- state ----------------------------------------------------------------------------------
     def config(self) -> dict:
         return {"ratios": list(self.ratios), "threshold": self.threshold, "window": self.window,
-                "scope": self.scope, "criterion": self.criterion, "distance": self.distance}
+                "scope": self.scope, "criterion": self.criterion, "distance": self.distance, "align": self.align}
 
     def state_dict(self) -> dict:
         """JSON-serializable state; a detector loaded from it continues exactly."""
@@ -186,7 +189,7 @@ class EarlyBirdDetector:
     def load_state_dict(self, state: dict) -> None:
         """Replay the saved history (distances and tickets are recomputed, so they are consistent)."""
         _check_state(state)
-        if state["config"] != self.config():
+        if {"align": 1, **state["config"]} != self.config():  # saved before `align` existed: 1
             raise InvalidArgumentError(f"detector state was saved with {state['config']}, this detector has "
                                        f"{self.config()}")
         history, tickets = self.history, self.tickets

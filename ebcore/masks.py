@@ -10,6 +10,7 @@ head dim (a head weighs head_dim channels in the combined distance and sparsity)
     mask = mask_from_scores(scores, ratio=0.3)             # heads and channels both at 30%
     mask = mask_from_scores(scores, head_ratio=0.25, ffn_ratio=0.5, scope="global")
     mask_distance(a, b)                                     # {"heads", "channels", "combined"}
+    mask = mask_from_scores(scores, 0.3, align=64, head_dims=[64] * 12)  # kept sizes rounded, see ebcore.align
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .align import AlignmentError, align_kept, check_align, head_unit
 from .errors import InvalidArgumentError, InvalidRatioError, MaskMismatchError, describe
 from .graph import ModelGraph
 from .scores import LayerScores, Scores, as_graph, check_head_dims, score_model
@@ -271,13 +273,16 @@ def _keep_global(per_layer: list[torch.Tensor], ratio: float) -> list[list[int]]
 
 def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: float | None = None,
                      ffn_ratio: float | None = None, scope: str = "layerwise",
-                     head_dims: list[int] | None = None) -> Mask:
+                     head_dims: list[int] | None = None, align: int = 1) -> Mask:
     """Draw a mask that prunes the lowest-scoring `ratio` of heads and of FFN channels.
 
     `head_ratio` / `ffn_ratio` override `ratio` for heads / channels. `scope` is "layerwise" (each layer
     loses the same fraction) or "global" (one ranking over all layers, scores normalized per layer).
     Head dims come from `scores` (score_model sets them); `head_dims` is only needed for hand-made
     scores, and must agree with the scores' own otherwise.
+    `align` (N >= 1): round each layer's kept FFN channels, and its kept heads in units whose width
+    heads * head_dim is a multiple of N, by the rule of `ebcore.align` (needs `head_dims` when N > 1);
+    recorded in `meta["align"]`.
     """
     if not isinstance(scores, Scores):
         raise InvalidArgumentError(f"scores must be ebcore Scores (from score_model), got {describe(scores)}; "
@@ -298,10 +303,13 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     else:
         kept_heads = _keep_global(head_scores, hr)
         kept_ch = _keep_global(ch_scores, fr)
+    align = check_align(align)
+    if align > 1:
+        kept_heads, kept_ch = _aligned(kept_heads, kept_ch, head_scores, ch_scores, head_dims, align)
     mask = Mask(
         layers=tuple(LayerMask(tuple(h), tuple(c), len(hs), len(cs), hd)
                      for h, c, hs, cs, hd in zip(kept_heads, kept_ch, head_scores, ch_scores, head_dims)),
-        meta={"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion},
+        meta={"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion, "align": align},
     )
     mask.check_not_empty()
     return mask
@@ -342,9 +350,23 @@ def _resolve_head_dims(scores: Scores, head_dims: object) -> list[int]:
     return given
 
 
+def _aligned(kept_heads: list[list[int]], kept_ch: list[list[int]], head_scores: list[torch.Tensor],
+             ch_scores: list[torch.Tensor], head_dims: list[int] | None, align: int
+             ) -> tuple[list[list[int]], list[list[int]]]:
+    """Kept heads and channels of every layer rounded by `ebcore.align`'s rule."""
+    if head_dims is None or len(head_dims) != len(kept_heads):
+        raise AlignmentError(f"align={align} needs head_dims (one per layer, {len(kept_heads)} layers), got "
+                             f"{head_dims!r}: pass head_dims=[block.head_dim for block in graph.blocks], "
+                             "or align=1.")
+    heads = [align_kept(k, s, head_unit(align, hd)) for k, s, hd in zip(kept_heads, head_scores, head_dims)]
+    channels = [align_kept(k, s, align) for k, s in zip(kept_ch, ch_scores)]
+    return heads, channels
+
+
 def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
-                head_dims: list[int] | None = None) -> Mask:
-    """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control).
+                head_dims: list[int] | None = None, align: int = 1) -> Mask:
+    """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control);
+    `align` as in `mask_from_scores`.
 
     `structure` is (heads, channels, head_dim) per layer (e.g. `[(*s, hd) for s, hd in zip(mask.structure,
     mask.head_dims)]`), or (heads, channels) per layer with `head_dims` given.
@@ -359,7 +381,7 @@ def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
     gen = torch.Generator().manual_seed(int(seed))
     random_scores = Scores([LayerScores(torch.rand(h, generator=gen), torch.rand(c, generator=gen))
                             for h, c in pairs], criterion="random", head_dims=dims)
-    mask = mask_from_scores(random_scores, ratio)
+    mask = mask_from_scores(random_scores, ratio, align=align)
     return Mask(mask.layers, meta={**mask.meta, "seed": seed})
 
 
@@ -371,6 +393,13 @@ def _check_same_structure(a: Mask, b: Mask) -> None:
                                 "draw both with ebcore.draw_mask / score_model, which set the model's head dims.")
 
 
+def _check_same_align(a: Mask, b: Mask) -> None:
+    ra, rb = a.meta.get("align", 1), b.meta.get("align", 1)  # masks saved before alignment existed: 1
+    if ra != rb:
+        raise MaskMismatchError(f"masks drawn under different alignment rules cannot be compared: align={ra} vs "
+                                f"align={rb}; draw both with the same align.")
+
+
 def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
     """Normalized Hamming distance between two masks of the same model.
 
@@ -378,7 +407,9 @@ def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
     `combined`: over the channels structured pruning removes, a head counting as its head_dim input
     channels of o_proj (so each decision weighs by the compute it controls).
     """
-    _check_same_structure(as_mask(a, "a"), as_mask(b, "b"))
+    a, b = as_mask(a, "a"), as_mask(b, "b")
+    _check_same_structure(a, b)
+    _check_same_align(a, b)
     dh = dc = total_h = total_c = att_diff = att_total = 0
     for la, lb in zip(a.layers, b.layers):
         head_diff = int(np.sum(la.head_vector() != lb.head_vector()))

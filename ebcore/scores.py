@@ -94,14 +94,32 @@ def score_model(graph: ModelGraph | nn.Module, criterion: str = "magnitude") -> 
     if criterion == "taylor" and not _has_grads(graph):
         raise InvalidArgumentError("Taylor importance needs gradients: call loss.backward() before scoring, "
                                    "or use criterion='magnitude'.")
-    layers = []
+    pieces = []  # per block: (H,) head scores, (F,) channel scores, still on the model's device
     for block in graph.blocks:
         heads, hd = block.num_heads, block.head_dim
-        all_head_channels = list(range(heads * hd))
-        head_channel_scores = importance(graph.head_group(block, all_head_channels))  # (H*hd,)
-        ffn_scores = importance(graph.ffn_group(block, list(range(block.num_channels))))  # (F,)
-        layers.append(LayerScores(
-            heads=head_channel_scores.float().view(heads, hd).mean(dim=1).cpu(),  # (H,)
-            channels=ffn_scores.float().cpu(),
-        ))
-    return Scores(layers=layers, criterion=criterion, head_dims=[b.head_dim for b in graph.blocks])
+        head_group, ffn_group = _whole_groups(graph, block)
+        head_channel_scores = importance(head_group)  # (H*hd,)
+        ffn_scores = importance(ffn_group)  # (F,)
+        pieces += [head_channel_scores.float().view(heads, hd).mean(dim=1), ffn_scores.float()]
+    return Scores(layers=_to_cpu_once(pieces), criterion=criterion, head_dims=[b.head_dim for b in graph.blocks])
+
+
+def _whole_groups(graph: ModelGraph, block) -> tuple[tp.dependency.Group, tp.dependency.Group]:
+    """The groups of all head channels and all FFN channels of `block`, built once per graph and
+    block size (building a group walks the dependency graph on the host, about half of a pass on CPU;
+    importance reads the weights and gradients at call time, so cached groups stay current)."""
+    cache = graph.__dict__.setdefault("_whole_groups", {})
+    key = (id(block.o_proj), id(block.fc2), block.num_heads, block.head_dim, block.num_channels)
+    if key not in cache:
+        cache[key] = (graph.head_group(block, list(range(block.num_heads * block.head_dim))),
+                      graph.ffn_group(block, list(range(block.num_channels))))
+    return cache[key]
+
+
+def _to_cpu_once(pieces: list[torch.Tensor]) -> list[LayerScores]:
+    """[heads_0, channels_0, heads_1, ...] (1-D, on any one device) -> LayerScores on the CPU, with one
+    device-to-host copy for the whole pass (no synchronisation per block)."""
+    sizes = [p.numel() for p in pieces]
+    flat = torch.cat(pieces).cpu() if pieces else torch.zeros(0)  # (sum of sizes,)
+    parts = list(torch.split(flat, sizes))
+    return [LayerScores(heads=parts[i], channels=parts[i + 1]) for i in range(0, len(parts), 2)]

@@ -22,6 +22,15 @@ each epoch's shuffling uses its own ``torch.Generator`` seeded from ``(seed, epo
 depends only on the seed and the epoch index. Checkpoints store the RNG states too (dropout), which
 makes an interrupted-and-resumed run give the same weights as an uninterrupted one (on CPU bitwise;
 on CUDA only as deterministic as the kernels are).
+
+Mixed precision: ``config.precision`` is ``"fp32"`` (default, unchanged behaviour), ``"bf16"``
+(autocast on CUDA or CPU, no scaler) or ``"fp16"`` (autocast plus ``torch.amp.GradScaler``, CUDA
+only); see :mod:`ebcore.precision`. Forward passes of training and evaluation run under the same
+autocast; weights, gradients and AdamW's state stay float32. The grad scaler's state is saved in
+checkpoints, so an fp16 run resumes exactly too. The loop uses hand-written autocast and scaler code
+rather than Hugging Face Accelerate: it keeps this loop's own checkpoint format, RNG handling and
+per-epoch data order (Accelerate's ``prepare`` wraps the data loader and its ``save_state`` has its
+own layout), and multi-GPU training is the job of :mod:`ebcore.hf` under the Trainer.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ebcore.errors import CheckpointError, EbcoreError
+from ebcore.precision import PRECISIONS, autocast, check_precision, make_grad_scaler
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_COLUMNS = (
@@ -52,7 +62,7 @@ HISTORY_COLUMNS = (
 )
 # Config fields that change the trajectory of a run; a resumed run warns when they differ.
 _TRAJECTORY_FIELDS = (
-    "epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "seed",
+    "epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "seed", "precision",
 )
 
 
@@ -71,6 +81,7 @@ class TrainConfig:
     (counted globally over the run); ``on_epoch_end`` fires at epoch ends either way.
     ``device``: ``None``/``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     ``eval_batch_size``: defaults to ``batch_size``.
+    ``precision``: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA only); see :mod:`ebcore.precision`.
     """
 
     epochs: int
@@ -85,6 +96,7 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool = True
     device: str | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         def is_int(x: Any) -> bool:
@@ -118,6 +130,10 @@ class TrainConfig:
             problems.append(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
         if self.device is not None and not isinstance(self.device, str):
             problems.append(f"device must be None or a string like 'cpu'/'cuda'/'auto', got {self.device!r}")
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        elif self.precision == "fp16" and self.device == "cpu":
+            problems.append("precision='fp16' needs a CUDA device but device='cpu': use precision='bf16' or 'fp32' on CPU")
         if problems:
             raise ValueError("Invalid TrainConfig: " + "; ".join(problems))
         # Plain python numbers, so the config stores cleanly in checkpoints.
@@ -241,16 +257,19 @@ def _loss_of(outputs: Any) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device | str | None = None
+    model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device | str | None = None,
+    precision: str = "fp32",
 ) -> dict[str, float]:
     """Mean loss (weighted by batch size) and accuracy (argmax of logits) over ``dataset``.
 
     Runs the model in eval mode and restores its previous train/eval mode afterwards. ``device``
-    defaults to the device of the model's first parameter.
+    defaults to the device of the model's first parameter; forward passes run under ``precision``'s
+    autocast (see :mod:`ebcore.precision`).
     """
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
+    check_precision(precision, device)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -259,7 +278,8 @@ def evaluate(
     try:
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             batch = _to_device(batch, device)
-            outputs = model(**batch)
+            with autocast(precision, device):
+                outputs = model(**batch)
             labels = batch["labels"]
             loss_sum += _loss_of(outputs).double() * labels.shape[0]
             correct += (outputs.logits.argmax(dim=-1) == labels).sum()
@@ -294,6 +314,7 @@ class TrainState:
     config: TrainConfig
     stop_training: bool = False
     rebuild_optimizer: bool = False
+    grad_scaler: torch.amp.GradScaler | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
 
 
@@ -412,6 +433,7 @@ def _save_checkpoint(path: Path, state: TrainState, callbacks: Sequence[Callback
         "rng": _rng_states(),
         "callbacks": [{"class": type(cb).__qualname__, "state": cb.state_dict()} for cb in callbacks],
         "config": asdict(state.config),
+        "grad_scaler": state.grad_scaler.state_dict() if state.grad_scaler is not None else None,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
@@ -501,6 +523,8 @@ def _restore(path: Path, state: TrainState, callbacks: Sequence[Callback], rebui
     rebuild()
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
+    if state.grad_scaler is not None and ckpt.get("grad_scaler"):
+        state.grad_scaler.load_state_dict(ckpt["grad_scaler"])
     _set_rng_states(ckpt["rng"])
     _warn_config_changes(path, ckpt.get("config"), state.config, state.steps_per_epoch,
                          ckpt.get("steps_per_epoch"))
@@ -545,6 +569,7 @@ def train(
     start_time = time.perf_counter()
     callbacks = list(callbacks)
     device = pick_device(config.device)
+    check_precision(config.precision, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seed_everything(config.seed)
@@ -559,7 +584,8 @@ def train(
 
     state = TrainState(model=model.to(device), optimizer=None, scheduler=None, epoch=0, global_step=0,
                        steps_per_epoch=steps_per_epoch, total_steps=total_steps, history=[],
-                       device=device, config=config)
+                       device=device, config=config,
+                       grad_scaler=make_grad_scaler(config.precision, device))
 
     def rebuild() -> None:
         state.model = state.model.to(device)
@@ -599,13 +625,29 @@ def train(
         for batch in step_bar:
             batch = _to_device(batch, device)
             state.optimizer.zero_grad(set_to_none=True)
-            loss = _loss_of(state.model(**batch))
-            loss.backward()
+            with autocast(config.precision, device):
+                loss = _loss_of(state.model(**batch))
+            scaler = state.grad_scaler
+            if scaler is None:
+                loss.backward()
+            else:
+                scaler.scale(loss).backward()
+                scaler.unscale_(state.optimizer)  # clip the true gradients
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)
             last_lr = state.optimizer.param_groups[0]["lr"]
-            state.optimizer.step()
-            state.scheduler.step()
+            if scaler is None:
+                state.optimizer.step()
+                state.scheduler.step()
+            else:
+                scaler.step(state.optimizer)  # skipped when the gradients hold inf/nan
+                scaler.update()
+                with warnings.catch_warnings():
+                    # A step skipped by the scaler makes LambdaLR warn about the call order; the
+                    # schedule still follows the global step, as intended.
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step",
+                                            category=UserWarning)
+                    state.scheduler.step()
             state.global_step += 1
             steps += 1
             n = batch["labels"].shape[0]
@@ -621,7 +663,8 @@ def train(
         step_bar.close()
         finished_epoch = steps == steps_per_epoch
 
-        state.last_eval = evaluate(state.model, val_data, eval_batch_size, device) if val_data is not None else {}
+        state.last_eval = (evaluate(state.model, val_data, eval_batch_size, device, config.precision)
+                           if val_data is not None else {})
         state.model.train()
         epoch_seconds = time.perf_counter() - epoch_start
         cumulative += epoch_seconds

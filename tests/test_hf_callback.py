@@ -339,3 +339,37 @@ def test_ddp_two_ranks_draw_same_mask_and_prune(tmp_path, action):
 
 if __name__ == "__main__":
     _ddp_worker(Path(sys.argv[1]), sys.argv[2])
+
+
+# --- mixed precision ------------------------------------------------------------------------------
+
+def test_prune_and_continue_with_trainer_bf16_on_cpu(tmp_path):
+    """TrainingArguments(bf16=True, use_cpu=True): the Trainer runs its forward under bf16 autocast on the
+    CPU (weights stay fp32); the callback scores, prunes mid-run and training continues in bf16."""
+    max_steps = 32
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=max_steps, bf16=True),
+                        train_dataset=text_data(512))
+    seen = set()
+    trainer.model.bert.encoder.layer[0].intermediate.dense.register_forward_hook(
+        lambda module, args, out: seen.add(out.dtype))
+    cb = add_early_bird(trainer, ratio=0.5, threshold=1.0, window=2, check_every_steps=4, action="prune")
+    dense = count_parameters(trainer.model)
+    trainer.train()
+    assert torch.bfloat16 in seen  # autocast was on before pruning
+    assert cb.pruned_step == 8 and trainer.state.global_step == max_steps
+    assert count_parameters(trainer.model) == cb.params_after < dense
+    assert [(b.attention.self.num_attention_heads, b.intermediate.dense.out_features)
+            for b in trainer.model.bert.encoder.layer] == [(2, 64)] * 2
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    opt = trainer.optimizer.optimizer
+    assert {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in trainer.model.parameters()}
+    steps_losses = losses(trainer)
+    assert [step for step, _ in steps_losses] == list(range(1, max_steps + 1))
+    assert all(loss == loss and abs(loss) < 1e3 for _, loss in steps_losses)  # finite
+    after = [loss for step, loss in steps_losses if step > cb.pruned_step]
+    assert sum(after[-6:]) / 6 < sum(after[:6]) / 6  # still learning after pruning
+    seen.clear()
+    trainer.model.bert.encoder.layer[0].intermediate.dense.register_forward_hook(
+        lambda module, args, out: seen.add(out.dtype))
+    metrics = trainer.evaluate(text_data(64, seed=1))
+    assert metrics["eval_loss"] == metrics["eval_loss"] and seen == {torch.bfloat16}  # pruned model, still bf16

@@ -364,9 +364,81 @@ def test_pick_device(monkeypatch):
 @pytest.mark.parametrize("bad", [
     dict(epochs=0), dict(batch_size=0), dict(lr=-1.0), dict(weight_decay=-0.1), dict(warmup_fraction=1.5),
     dict(grad_clip=0.0), dict(seed=-1), dict(eval_batch_size=0), dict(check_every_steps=0),
-    dict(num_workers=-1), dict(epochs=2.5),
+    dict(num_workers=-1), dict(epochs=2.5), dict(precision="fp8"), dict(precision="fp16", device="cpu"),
 ])
 def test_config_validation(bad):
     kwargs = dict(epochs=1) | bad
     with pytest.raises(ValueError, match=f"Invalid TrainConfig: {next(iter(bad))}"):
         TrainConfig(**kwargs)
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+
+def test_bf16_training_on_cpu(data):
+    train_data, val_data = data
+    model = make_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen_dtypes = set()
+    handle = model.vit.layers[0].mlp.fc1.register_forward_hook(
+        lambda module, args, out: seen_dtypes.add(out.dtype))
+    result = train(model, train_data, cfg(epochs=2, precision="bf16"), val_data=val_data)
+    handle.remove()
+    h = result.history
+    assert seen_dtypes == {torch.bfloat16}  # training and evaluation forwards ran under bf16 autocast
+    assert h["train_loss"].map(math.isfinite).all() and h["val_loss"].map(math.isfinite).all()
+    after = result.model.state_dict()
+    assert all(v.dtype == torch.float32 for v in after.values() if v.is_floating_point())  # fp32 master weights
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+
+
+def test_bf16_resumes_exactly(data, tmp_path):
+    train_data, _ = data
+    config = cfg(epochs=3, precision="bf16")
+    full = train(make_model(dropout=0.1), train_data, config, callbacks=[StopAt()])
+    train(make_model(dropout=0.1), train_data, config, callbacks=[StopAt(epoch=0)], checkpoint_dir=tmp_path)
+    resumed = train(make_model(seed=9, dropout=0.1), train_data, config, callbacks=[StopAt()],
+                    checkpoint_dir=tmp_path)
+    assert resumed.history[LOSS_COLUMNS].equals(full.history[LOSS_COLUMNS])
+    assert same_weights(resumed.model, full.model)
+
+
+def test_fp16_on_cpu_is_refused(data, monkeypatch):
+    from ebcore.precision import PrecisionError
+    train_data, _ = data
+    with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
+        TrainConfig(epochs=1, precision="fp16", device="cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = TrainConfig(epochs=1, precision="fp16", progress=False)  # device 'auto' -> cpu here
+    with pytest.raises(PrecisionError, match="precision='fp16' needs a CUDA device, got device 'cpu'"):
+        train(make_model(), train_data, config)
+    with pytest.raises(PrecisionError, match="precision must be one of"):
+        evaluate(make_model(), train_data, 32, "cpu", precision="half")
+
+
+def test_grad_scaler_state_is_checkpointed(data, tmp_path, monkeypatch):
+    """fp16 with a scaler, run on CPU by lifting the CUDA-only guard: a huge initial scale makes the
+    scaler skip steps and shrink its scale, so a resume that forgot the scaler's state would differ."""
+    import ebcore.precision as precision
+    import ebcore.train as train_module
+    monkeypatch.setattr(precision, "check_precision", lambda p, device=None: p)
+    monkeypatch.setattr(train_module, "check_precision", lambda p, device=None: p)
+    scalers = []
+
+    def scaler(p, device):
+        scalers.append(torch.amp.GradScaler("cpu", init_scale=2.0 ** 40, growth_interval=3))
+        return scalers[-1]
+
+    monkeypatch.setattr(train_module, "make_grad_scaler", scaler)
+    config = TrainConfig(epochs=3, batch_size=32, lr=3e-3, progress=False, precision="fp16")
+    object.__setattr__(config, "device", "cpu")  # the config itself refuses fp16 with device='cpu'
+    full = train(make_model(), train_data := data[0], config, callbacks=[StopAt()])
+    assert scalers[-1].get_scale() < 2.0 ** 40  # steps were skipped
+    train(make_model(), train_data, config, callbacks=[StopAt(epoch=0)], checkpoint_dir=tmp_path)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["grad_scaler"]
+    assert saved is not None and saved["scale"] < 2.0 ** 40
+    resumed = train(make_model(seed=3), train_data, config, callbacks=[StopAt()], checkpoint_dir=tmp_path)
+    assert scalers[-1].get_scale() == scalers[0].get_scale()
+    assert resumed.history[LOSS_COLUMNS].equals(full.history[LOSS_COLUMNS])
+    assert same_weights(resumed.model, full.model)
