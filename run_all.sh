@@ -25,4 +25,5 @@ if ! ready; then
 fi
 export EBCORE_CACHE_DIR="${EBCORE_CACHE_DIR:-$PWD/.cache}"
 export EBCORE_PROG=run_all.sh
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's ebcore, in the kernels too
 exec "$VENV/bin/python" -m ebcore notebooks "$@"

@@ -206,7 +206,7 @@ def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[st
             seconds = time.perf_counter() - start
             status[nb] = "FAILED"
             if running.is_file():
-                scrub_notebook(running, root)
+                scrub_notebook(running, root, output_path=failed)
                 os.replace(running, failed)
                 where = f"; executed copy with the error: {relative_to_repo(failed, root)}"
             else:
@@ -219,7 +219,7 @@ def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[st
             running.unlink(missing_ok=True)
             raise
         seconds = time.perf_counter() - start
-        scrub_notebook(running, root)
+        scrub_notebook(running, root, output_path=final)
         os.replace(running, final)
         failed.unlink(missing_ok=True)
         status[nb] = "ok"

@@ -88,11 +88,14 @@ def _scrub(value: Any, pairs: list[tuple[str, str]]) -> Any:
     return value
 
 
-def scrub_notebook(path: str | Path, root: str | Path | None = None) -> Path:
+def scrub_notebook(path: str | Path, root: str | Path | None = None, output_path: str | Path | None = None) -> Path:
     """Rewrite an executed notebook without machine paths (outputs, metadata, parameters), with progress
-    bar frames collapsed in stream outputs. Returns `path`."""
+    bar frames collapsed in stream outputs; `output_path` (where the file will be moved) replaces
+    papermill's record of the path it wrote to. Returns `path`."""
     path = Path(path)
     nb = json.loads(path.read_text(encoding="utf-8"))
+    if output_path is not None and isinstance(nb.get("metadata", {}).get("papermill"), dict):
+        nb["metadata"]["papermill"]["output_path"] = str(output_path)
     pairs = machine_paths(root)
     for cell in nb.get("cells", []):
         for out in cell.get("outputs", []):

@@ -155,7 +155,8 @@ def _fake_execute(fail: bool, write_partial: bool = True):
             Path(output_path).write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "metadata": {},
                                                                 "outputs": [{"output_type": "stream", "name": "stderr",
                                                                              "text": [f"{sys.prefix}/lib/x.py:1: warn\n"]}]}],
-                                                     "metadata": {"parameters": parameters}}))
+                                                     "metadata": {"parameters": parameters,
+                                                                  "papermill": {"output_path": output_path}}}))
         if fail:
             raise RuntimeError("cell 3 raised DataNotFoundError")
     return execute
@@ -202,6 +203,7 @@ def test_successful_notebook_replaces_only_its_own_results(tmp_path):
     assert executed["metadata"]["parameters"]["ratios"] == [0.2, 0.4]
     assert executed["metadata"]["parameters"]["profile"] == "ci"
     assert not list(results.rglob(".*.running.ipynb"))
+    assert executed["metadata"]["papermill"]["output_path"] == f"{results.resolve()}/vit/ci/vit.ipynb"
     assert (results / "vit" / "cpu" / "vit.ipynb").read_text() == json.dumps({"cells": [], "metadata": {"good": True}})
     assert (results / "vit" / "cpu" / "vit.failed.ipynb").is_file()  # another profile's: untouched
     assert "ci" in (results / "timings-ci.csv").read_text()
