@@ -99,8 +99,8 @@ def check_parameters(params: Mapping[str, Any], refused: Iterable[str] = ()) -> 
 
 
 def apply_seeds(params: dict[str, Any], seeds: tuple[int, ...] | None) -> list[dict[str, Any]]:
-    """The parameter sets to run for `--seeds`: one with `seeds` when the config has that field, else one
-    per seed (`seed`). `params` must not also set seed/seeds."""
+    """The parameter sets to run for `--seeds`: `seeds` when the config has that field, else `seed` (one
+    seed only). `params` must not also set seed/seeds."""
     if seeds is None:
         return [params]
     clash = [k for k in ("seed", "seeds") if k in params]
@@ -108,7 +108,10 @@ def apply_seeds(params: dict[str, Any], seeds: tuple[int, ...] | None) -> list[d
         raise UsageError(f"give the seeds once: --seeds and the parameter {clash[0]!r} were both given")
     if "seeds" in parameter_names():
         return [{**params, "seeds": list(seeds)}]
-    return [{**params, "seed": s} for s in seeds]
+    if len(seeds) > 1:  # one seed per results folder: several would overwrite each other's tables
+        raise UsageError("this version's experiment config has no `seeds` field: give one seed (--seeds 1) "
+                         "and run once per seed")
+    return [{**params, "seed": seeds[0]}]
 
 
 def resolve_notebooks(only: str | None) -> list[str]:
@@ -189,7 +192,6 @@ def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[st
     if results_dir is not None and "results_dir" not in params:
         params["results_dir"] = str(Path(results).resolve())
     status: dict[str, str] = {}
-    timings = []
     for nb in notebooks:
         family = FAMILY_OF[nb]
         source = root / "notebooks" / f"{nb}.ipynb"
@@ -223,10 +225,9 @@ def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[st
         os.replace(running, final)
         failed.unlink(missing_ok=True)
         status[nb] = "ok"
-        timings.append({"notebook": nb, "profile": profile, "seconds": round(seconds), "status": "ok"})
+        update_timings(results / f"timings-{profile}.csv",  # now: an interrupted call keeps what finished
+                       [{"notebook": nb, "profile": profile, "seconds": round(seconds), "status": "ok"}])
         log(f"== {nb}: ok in {seconds:.0f} s")
-    if timings:
-        update_timings(results / f"timings-{profile}.csv", timings)
     if any(s == "ok" for s in status.values()):
         log(f"results summary: {relative_to_repo(gather(results), root)}")
     return status
@@ -278,9 +279,6 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     if "progress" in parameter_names():
         params.setdefault("progress", True)
     sets = apply_seeds(params, parse_seeds(args.seeds) if args.seeds else None)
-    if len(sets) > 1:
-        raise UsageError("this version's notebooks run one seed per call; give one seed (--seeds 1) or "
-                         "run once per seed")
     if "results_dir" in sets[0] and sets[0]["results_dir"] is not None:
         results_dir: Path | None = Path(sets[0]["results_dir"]).resolve()
         sets[0]["results_dir"] = str(results_dir)

@@ -290,3 +290,31 @@ def test_cli_run_ci_profile(tmp_path):
 def test_committed_results_hold_no_machine_paths():
     hits = machine_paths_in(ROOT / "results")
     assert hits == [], hits[:10]
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+def test_progress_bar_is_text_in_a_kernel_without_widgets(monkeypatch, capsys):
+    """Inside a Jupyter kernel without ipywidgets (papermill's case), the bar is tqdm.std, writes text and
+    raises no `TqdmWarning: IProgress not found`."""
+    import importlib.util
+    import types
+    import warnings
+
+    from tqdm import std
+
+    from ebcore import progress
+    monkeypatch.delenv("EBCORE_PROGRESS", raising=False)
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ipywidgets" else real_find_spec(name, *a))
+    assert progress.use_widgets() is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bar = progress.tqdm(range(3), desc="epochs")
+        assert type(bar) is std.tqdm
+        list(bar)
+    assert "epochs: 100%" in capsys.readouterr().err
+    monkeypatch.setenv("EBCORE_PROGRESS", "text")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert progress.use_widgets() is False
