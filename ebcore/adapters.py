@@ -48,7 +48,14 @@ class BlockSpec:
 
     @property
     def num_channels(self) -> int:
-        return self.fc2.in_features
+        return in_features(self.fc2)
+
+
+def in_features(module: nn.Module) -> int:
+    """Input width of an nn.Linear, or of a transformers Conv1D (weight stored (in, out))."""
+    if isinstance(module, Conv1D):
+        return int(module.weight.shape[0])
+    return int(module.in_features)
 
 
 @dataclass(frozen=True)
@@ -58,16 +65,29 @@ class FamilyAdapter:
     family: str
     model_types: tuple[str, ...]
     class_names: tuple[str, ...]
-    blocks_fn: Callable[[nn.Module], list[BlockSpec]]
+    blocks_fn: Callable[..., list[BlockSpec]]
     example_inputs_fn: Callable[[nn.Module], dict]
     patch_fn: Callable[[BlockSpec, list[int]], None]  # after head pruning, with kept head indices
 
-    def blocks(self, model: nn.Module) -> list[BlockSpec]:
+    def blocks(self, model: nn.Module, allow_conv1d: bool = False) -> list[BlockSpec]:
+        """The model's blocks. With `allow_conv1d`, an unprepared GPT-2's Conv1D layers are accepted (for
+        read-only uses such as soft-mask hooks; Torch-Pruning cannot prune them)."""
+        if self.family == "gpt2":
+            return self.blocks_fn(model, allow_conv1d=allow_conv1d)
         return self.blocks_fn(model)
 
     def example_inputs(self, model: nn.Module) -> dict:
-        device = next(model.parameters()).device
-        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.example_inputs_fn(model).items()}
+        """Tracing inputs on the model's device; floating inputs in the model's floating dtype (a bf16
+        Swin's convolution refuses float32 pixels)."""
+        params = list(model.parameters())
+        device = params[0].device if params else torch.device("cpu")
+        dtype = next((p.dtype for p in params if p.is_floating_point()), torch.get_default_dtype())
+        out = {}
+        for k, v in self.example_inputs_fn(model).items():
+            if torch.is_tensor(v):
+                v = v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
+            out[k] = v
+        return out
 
     def patch_after_head_pruning(self, block: BlockSpec, kept_heads: list[int]) -> None:
         self.patch_fn(block, kept_heads)
@@ -157,12 +177,12 @@ def _text_inputs(model: nn.Module) -> dict:
 
 # --- GPT-2: fused c_attn (converted from Conv1D to Linear), attn.c_proj, mlp.c_fc/c_proj ------------
 
-def _gpt2_blocks(model: nn.Module) -> list[BlockSpec]:
+def _gpt2_blocks(model: nn.Module, allow_conv1d: bool = False) -> list[BlockSpec]:
     blocks = []
     for i, layer in enumerate(model.transformer.h):
         att = layer.attn
         modules = (att.c_attn, att.c_proj, layer.mlp.c_fc, layer.mlp.c_proj)
-        if any(isinstance(m, Conv1D) for m in modules):
+        if not allow_conv1d and any(isinstance(m, Conv1D) for m in modules):
             raise UnsupportedModelError(
                 "GPT-2 block still uses transformers' Conv1D; call ebcore.adapters.prepare_model(model) first "
                 "(it converts Conv1D to nn.Linear exactly)."
@@ -231,9 +251,16 @@ def conv1d_to_linear(model: nn.Module) -> int:
                 if child.bias is not None:
                     linear.bias.copy_(child.bias)
                 linear.weight.requires_grad_(child.weight.requires_grad)
+                if child.bias is not None:
+                    linear.bias.requires_grad_(child.bias.requires_grad)
                 setattr(parent, child_name, linear)
                 replaced += 1
     return replaced
+
+
+def needs_preparation(model: nn.Module) -> bool:
+    """True if `prepare_model` would replace modules (and so parameters) of `model`."""
+    return get_adapter(model).family == "gpt2" and any(isinstance(m, Conv1D) for m in model.modules())
 
 
 def prepare_model(model: nn.Module) -> nn.Module:

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numbers
+
 import numpy as np
 from torch import nn
 
+from .errors import InvalidArgumentError, describe
 from .graph import ModelGraph
-from .masks import SCOPES, Mask, check_ratio, mask_distance, mask_from_scores, pairwise_distances
+from .masks import SCOPES, Mask, as_mask, check_ratio, mask_distance, mask_from_scores, pairwise_distances
 from .scores import CRITERIA, Scores, score_model
 
 DISTANCE_KINDS = ("combined", "heads", "channels")
@@ -57,21 +60,26 @@ class EarlyBirdDetector:
     tickets: dict[float, Ticket] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.ratios, (int, float)):
+        if isinstance(self.ratios, numbers.Real) and not isinstance(self.ratios, bool):
             self.ratios = (self.ratios,)
-        self.ratios = tuple(check_ratio(r) for r in self.ratios)
+        if isinstance(self.ratios, (str, bytes, dict)) or not isinstance(self.ratios, (list, tuple, np.ndarray)):
+            raise InvalidArgumentError(f"ratios must be a ratio or a list of ratios in [0, 1), got "
+                                       f"{describe(self.ratios)}; pass e.g. ratios=(0.1, 0.3).")
+        self.ratios = tuple(check_ratio(r, f"ratios[{i}]") for i, r in enumerate(self.ratios))
         if not self.ratios or len(set(self.ratios)) != len(self.ratios):
-            raise ValueError(f"ratios must be a non-empty list of distinct values, got {self.ratios}")
-        if int(self.window) != self.window or self.window < 2:
-            raise ValueError(f"window must be an integer >= 2 (2 = consecutive checks), got {self.window}")
-        if not 0 <= self.threshold <= 1:
-            raise ValueError(f"threshold is a normalized Hamming distance in [0, 1], got {self.threshold}")
-        if self.scope not in SCOPES:
-            raise ValueError(f"unknown scope {self.scope!r}; choose one of {SCOPES}")
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"unknown criterion {self.criterion!r}; choose one of {CRITERIA}")
-        if self.distance not in DISTANCE_KINDS:
-            raise ValueError(f"unknown distance {self.distance!r}; choose one of {DISTANCE_KINDS}")
+            raise InvalidArgumentError(f"ratios must be a non-empty list of distinct values, got {self.ratios}")
+        if not isinstance(self.window, numbers.Integral) or isinstance(self.window, bool) or self.window < 2:
+            raise InvalidArgumentError(f"window must be an integer >= 2 (2 = consecutive checks), got "
+                                       f"{describe(self.window)}")
+        self.window = int(self.window)
+        if (not isinstance(self.threshold, numbers.Real) or isinstance(self.threshold, bool)
+                or not 0 <= self.threshold <= 1):
+            raise InvalidArgumentError(f"threshold is a normalized Hamming distance, a number in [0, 1], got "
+                                       f"{describe(self.threshold)}")
+        for name, allowed in (("scope", SCOPES), ("criterion", CRITERIA), ("distance", DISTANCE_KINDS)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in allowed:
+                raise InvalidArgumentError(f"unknown {name} {describe(value)}; choose one of {allowed}")
         self._graph: ModelGraph | None = None
 
     # --- checks ---------------------------------------------------------------------------------
@@ -83,13 +91,17 @@ class EarlyBirdDetector:
         return self._graph
 
     def draw_masks(self, source: nn.Module | ModelGraph | Scores) -> dict[float, Mask]:
-        """Masks at every ratio from one scoring pass (no state change)."""
+        """Masks at every ratio from one scoring pass (no state change). A model or graph is scored with
+        the detector's criterion; Scores are used as given (they carry the head dims)."""
         if isinstance(source, Scores):
-            scores, head_dims = source, None
-        else:
+            scores = source
+        elif isinstance(source, (ModelGraph, nn.Module)):
             graph = source if isinstance(source, ModelGraph) else self._graph_for(source)
-            scores, head_dims = score_model(graph, self.criterion), [b.head_dim for b in graph.blocks]
-        return {r: mask_from_scores(scores, r, scope=self.scope, head_dims=head_dims) for r in self.ratios}
+            scores = score_model(graph, self.criterion)
+        else:
+            raise InvalidArgumentError(f"source must be a model, a ModelGraph or Scores (from score_model), got "
+                                       f"{describe(source)}")
+        return {r: mask_from_scores(scores, r, scope=self.scope) for r in self.ratios}
 
     def check(self, source: nn.Module | ModelGraph | Scores, at: int | float | str | None = None
               ) -> dict[float, float | None]:
@@ -102,8 +114,15 @@ class EarlyBirdDetector:
 
     def add_masks(self, masks: dict[float, Mask], at: int | float | str | None = None) -> dict[float, float | None]:
         """Record externally drawn masks (one per ratio) as a check."""
+        if not isinstance(masks, dict):
+            raise InvalidArgumentError(f"masks must be a dict {{ratio: Mask}} with one mask per ratio {self.ratios}, "
+                                       f"got {describe(masks)}")
         if set(masks) != set(self.ratios):
-            raise ValueError(f"expected masks for ratios {self.ratios}, got {sorted(masks)}")
+            raise InvalidArgumentError(f"expected masks for ratios {self.ratios}, got {sorted(masks, key=repr)}")
+        masks = {r: as_mask(m, f"masks[{r}]") for r, m in masks.items()}
+        if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float, str))):
+            raise InvalidArgumentError(f"at must be an int, float or str label of the check (epoch, step), got "
+                                       f"{describe(at)}")
         at = len(self.history) if at is None else at
         index = len(self.history)
         distances, consecutive = {}, {}
@@ -122,11 +141,18 @@ class EarlyBirdDetector:
     def ticket(self, ratio: float) -> Ticket | None:
         return self.tickets.get(check_ratio(ratio))
 
+    def _known_ratio(self, ratio: float) -> float:
+        r = check_ratio(ratio)
+        if r not in self.ratios:
+            raise InvalidArgumentError(f"ratio {ratio} is not one of this detector's ratios {self.ratios}")
+        return r
+
     @property
     def found_all(self) -> bool:
         return all(r in self.tickets for r in self.ratios)
 
     def masks(self, ratio: float) -> list[Mask]:
+        ratio = self._known_ratio(ratio)
         return [rec.masks[ratio] for rec in self.history]
 
     def pairwise(self, ratio: float, kind: str | None = None) -> np.ndarray:
@@ -159,15 +185,36 @@ class EarlyBirdDetector:
 
     def load_state_dict(self, state: dict) -> None:
         """Replay the saved history (distances and tickets are recomputed, so they are consistent)."""
+        _check_state(state)
         if state["config"] != self.config():
-            raise ValueError(f"detector state was saved with {state['config']}, this detector has {self.config()}")
+            raise InvalidArgumentError(f"detector state was saved with {state['config']}, this detector has "
+                                       f"{self.config()}")
+        history, tickets = self.history, self.tickets
         self.history, self.tickets = [], {}
-        for rec in state["history"]:
-            self.add_masks({float(r): Mask.from_dict(m) for r, m in rec["masks"].items()}, rec["at"])
+        try:
+            for rec in state["history"]:
+                self.add_masks({float(r): Mask.from_dict(m) for r, m in rec["masks"].items()}, rec["at"])
+        except (ValueError, TypeError) as err:
+            self.history, self.tickets = history, tickets
+            raise InvalidArgumentError(f"the detector state's history is damaged ({err}); nothing was loaded") from None
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "EarlyBirdDetector":
+        _check_state(state)
         cfg = dict(state["config"])
-        det = cls(**{**cfg, "ratios": tuple(cfg["ratios"])})
+        try:
+            det = cls(**{**cfg, "ratios": tuple(cfg.get("ratios", ()))})
+        except TypeError as err:
+            raise InvalidArgumentError(f"the detector state's config {cfg} does not fit EarlyBirdDetector ({err})") from None
         det.load_state_dict(state)
         return det
+
+
+def _check_state(state: object) -> None:
+    """The shape of a detector state (from `state_dict()`), or InvalidArgumentError."""
+    ok = (isinstance(state, dict) and isinstance(state.get("config"), dict) and isinstance(state.get("history"), list)
+          and all(isinstance(rec, dict) and "at" in rec and isinstance(rec.get("masks"), dict)
+                  for rec in state["history"]))
+    if not ok:
+        raise InvalidArgumentError(f"state must be a dict from EarlyBirdDetector.state_dict() with 'config' and "
+                                   f"'history' ({{'at', 'masks'}} per check), got {describe(state)}")

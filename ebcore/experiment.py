@@ -1,23 +1,27 @@
-"""The early-bird pipeline for one family and profile, with honest controls and cost accounting.
+"""The early-bird pipeline for one family and profile over several seeds, with honest controls and
+exact cost accounting.
 
-    result = run_experiment(ExperimentConfig("vit", profile="cpu"))
-    result.table          # one row per run: dense, early-bird tickets, random and late controls
+    result = run_experiment(ExperimentConfig("vit", profile="cpu", seeds=(0, 1, 2)))
+    result.table          # one row per (seed, run): dense, early-bird tickets, controls
 
+Per seed:
 (a) The dense baseline trains for the full budget while two detectors watch every check (epoch, or
     every N steps): the study's consecutive rule (window 2) and Early-Bird's window rule (window 5),
-    for every ratio at once, from one scoring pass per check. The search costs no extra training.
-(b) Per ratio and retrain mode, the ticket (of the ruling detector, `rule`) is pruned physically and
-    trained: `scratch` (re-initialized with the dense run's seed, i.e. the same initial weights, and
-    trained for the full budget: the study's protocol for vision), `continue` (the ticket's weights,
-    trained for the rest of the budget: Early-Bird's protocol) or `finetune` (pretrained weights,
-    pruned, fine-tuned for the full budget).
-(c) Controls at the same ratio, retrained the same way: a random mask, and the late ticket (the mask
-    of the final dense model, which costs the whole dense run to find).
-(d) Costs: wall time of each phase, total time relative to dense (a ticket's total = dense time until
-    the ticket + its retraining), parameters, FLOPs per sample, training memory, size on disk.
+    for every ratio at once, from one scoring pass per check.
+(b) Per ratio and retrain mode (`MODES`: scratch / continue / finetune, each saying where its weights
+    come from and how long it trains), the ticket of the ruling detector (`rule`) is pruned physically
+    and trained.
+(c) Controls (`CONTROLS`) at the same ratio, retrained the same way: a random mask, the late ticket (the
+    final dense mask), and the one-shot mask of the untrained (or pretrained) model.
+(d) Costs. Training FLOPs are counted exactly: forward + backward FLOPs per sample (torch's
+    FlopCounterMode) x samples trained on, plus the scoring passes. A run's total is what it pays
+    before retraining (`search`: the dense training until the ticket when it starts from the ticket's
+    weights, the whole dense run for the late ticket, nothing for a mask trained from the initial
+    weights) plus its retraining. Wall time is kept as a secondary, noisy column.
 
-Every run lives in a folder under `runs_dir` named from its parameters; a finished run (result.json)
-is reused, an interrupted one resumes from its checkpoint. Tables go to `results/<family>/<profile>/`.
+Every run lives in `runs/<family>/<profile>/seed<k>/<kind>-<mode>-p<ratio>-<hash>`; a finished run
+(result.json) is reused, an interrupted one resumes from its checkpoint. Tables go to
+`results/<family>/<profile>/`.
 """
 from __future__ import annotations
 
@@ -39,14 +43,50 @@ from torch import nn
 from . import data as D
 from .detector import EarlyBirdDetector
 from .io import save_pruned
-from .masks import check_ratio, random_mask
-from .measure import flops_per_sample, folder_bytes, training_memory
+from .masks import Mask, check_ratio, draw_mask, random_mask
+from .measure import flops_per_sample, folder_bytes, scored_weight_elements, train_flops_per_sample, training_memory
 from .models import FamilySpec, build_model, get_spec
 from .surgery import count_parameters, prune_model
 from .train import CHECKPOINT_NAME, Callback, TrainConfig, TrainState, evaluate, train
 
-MODES = ("scratch", "continue", "finetune")
-CONTROLS = ("random", "late")
+@dataclass(frozen=True)
+class RetrainMode:
+    """How a pruned network is retrained: where its weights come from and how long it trains."""
+
+    name: str
+    start: str          # "init": the dense run's initial weights (same seed); "ticket": the dense run's
+                        # weights when the ticket appeared; "pretrained": the pretrained weights
+    full_budget: bool   # train the whole budget, or only what is left after the ticket
+    description: str
+
+
+MODES: dict[str, RetrainMode] = {m.name: m for m in (
+    RetrainMode("scratch", "init", True, "re-initialized with the dense run's initial weights, trained for the "
+                "full budget (the study's vision protocol)"),
+    RetrainMode("continue", "ticket", False, "the dense run's weights at the ticket, trained for the rest of the "
+                "budget (Early-Bird's and EarlyBERT's protocol: the search is part of training)"),
+    RetrainMode("finetune", "pretrained", True, "the pretrained weights, pruned, fine-tuned for the full budget "
+                "(families that start from pretrained weights only)"),
+)}
+
+
+@dataclass(frozen=True)
+class Control:
+    """A mask that the early-bird ticket is compared with, at the same ratio."""
+
+    name: str
+    search: str         # what finding its mask costs: "none", "ticket" (dense training to the ticket when it
+                        # starts from the ticket's weights), "dense" (the whole dense run), "oneshot" (one scoring)
+    own_mode: str | None  # a control retrained its own way regardless of the experiment's modes
+    description: str
+
+
+CONTROLS: dict[str, Control] = {c.name: c for c in (
+    Control("random", "ticket", None, "kept units drawn uniformly at random, layerwise, same counts"),
+    Control("late", "dense", None, "the mask of the final dense model (the whole dense run pays for it)"),
+    Control("oneshot", "oneshot", "init", "the magnitude mask of the model before any training (one-shot pruning "
+            "of the initial or pretrained weights), then trained for the full budget"),
+)}
 
 
 @dataclass
@@ -57,16 +97,17 @@ class ExperimentConfig:
     profile: str = "cpu"
     ratios: tuple[float, ...] = (0.1, 0.3, 0.5)
     modes: tuple[str, ...] | None = None
-    controls: tuple[str, ...] = CONTROLS
+    controls: tuple[str, ...] | None = None
     control_ratios: tuple[float, ...] = (0.3,)
     rule: str = "consecutive"          # which detector's ticket is retrained: "consecutive" or "window"
     window: int = 5                    # Early-Bird's window rule (You et al. 2020)
     threshold: float | None = None     # default: 0.1 vision, 0.01 text (the study's)
     scope: str = "layerwise"
-    criterion: str = "magnitude"
+    criterion: str | None = None       # default: the profile's (magnitude; Taylor when fine-tuning)
     distance: str = "combined"
     check_every_steps: int | None = None
-    seed: int = 0
+    seeds: tuple[int, ...] | None = None   # default: the profile's (3 seeds in cpu and gpu)
+    workers: int | None = None         # seeds run as this many parallel processes (default: the profile's)
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -77,17 +118,40 @@ class ExperimentConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.ratios, (int, float)):
+            self.ratios = (self.ratios,)
         self.ratios = tuple(check_ratio(r) for r in self.ratios)
         self.control_ratios = tuple(check_ratio(r) for r in self.control_ratios)
         if self.rule not in ("consecutive", "window"):
             raise ValueError(f"rule must be 'consecutive' or 'window', got {self.rule!r}")
+        if isinstance(self.modes, str):
+            self.modes = (self.modes,)
         for m in self.modes or ():
             if m not in MODES:
-                raise ValueError(f"unknown retrain mode {m!r}; choose from {MODES}")
-        for c in self.controls:
+                raise ValueError(f"unknown retrain mode {m!r}; choose from {tuple(MODES)}")
+        if isinstance(self.controls, str):
+            self.controls = (self.controls,)
+        for c in self.controls or ():
             if c not in CONTROLS:
-                raise ValueError(f"unknown control {c!r}; choose from {CONTROLS}")
-        self.spec()  # validates family and profile
+                raise ValueError(f"unknown control {c!r}; choose from {tuple(CONTROLS)}")
+        if self.seeds is not None:
+            seeds = (self.seeds,) if isinstance(self.seeds, int) and not isinstance(self.seeds, bool) else self.seeds
+            try:
+                seeds = tuple(seeds)
+            except TypeError:
+                raise ValueError(f"seeds must be a list of integers >= 0, got {self.seeds!r}") from None
+            if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds) \
+                    or len(set(seeds)) != len(seeds):
+                raise ValueError(f"seeds must be a non-empty list of distinct integers >= 0, got {self.seeds!r}")
+            self.seeds = seeds
+        if self.workers is not None and (not isinstance(self.workers, int) or isinstance(self.workers, bool)
+                                         or self.workers < 1):
+            raise ValueError(f"workers must be an integer >= 1, got {self.workers!r}")
+        spec = self.spec()  # validates family and profile
+        for m in self.effective_modes:
+            if MODES[m].start == "pretrained" and not spec.pretrained:
+                raise ValueError(f"retrain mode 'finetune' starts from pretrained weights, which {self.family} has "
+                                 f"none of in profile {self.profile!r}; use 'scratch' or 'continue'")
 
     @classmethod
     def parameter_names(cls) -> tuple[str, ...]:
@@ -121,6 +185,24 @@ class ExperimentConfig:
     @property
     def effective_modes(self) -> tuple[str, ...]:
         return tuple(self.modes) if self.modes else self.spec().modes
+
+    @property
+    def effective_controls(self) -> tuple[str, ...]:
+        return tuple(self.controls) if self.controls is not None else self.spec().controls
+
+    @property
+    def effective_criterion(self) -> str:
+        return self.criterion or self.spec().criterion
+
+    @property
+    def effective_seeds(self) -> tuple[int, ...]:
+        return tuple(self.seeds) if self.seeds is not None else self.spec().seeds
+
+    @property
+    def headline_mode(self) -> str:
+        """The retrain mode the verdicts are drawn from: `continue` when it ran, else the first mode."""
+        modes = self.effective_modes
+        return "continue" if "continue" in modes else modes[0]
 
     @property
     def effective_check_every(self) -> int | None:
@@ -193,19 +275,28 @@ def _tokenizer(spec: FamilySpec):
 # --- the watching callback ------------------------------------------------------------------------
 
 class EarlyBirdWatch(Callback):
-    """Checks both detectors at every epoch end (or every N steps) and keeps a clock of training time.
+    """Checks both detectors at every epoch end (or every N steps), keeps a clock of training time and
+    counts the samples trained on until each check (for exact FLOP accounting).
 
-    When the ruling detector's ticket first appears for a ratio, the model's weights at that moment
-    are written to `ticket_dir` (needed by the `continue` mode).
+    With the Taylor criterion, the gradient of every parameter is summed over the steps since the last
+    check and the check scores |w · ḡ| with that accumulated gradient (EarlyBERT-like: gradient-aware
+    importance gathered between checks, not one noisy batch). Training is not affected.
+    When the ruling detector's ticket first appears for a ratio, the model's weights at that moment are
+    written to `ticket_dir` (needed by the `continue` mode); at the end of training, ratios whose ticket
+    never appeared get the final weights (the fallback ticket is the last check).
     """
 
     def __init__(self, detectors: dict[str, EarlyBirdDetector], rule: str, ticket_dir: Path | None,
-                 every_steps: int | None = None):
+                 every_steps: int | None = None, train_size: int = 0, batch_size: int = 1):
         self.detectors, self.rule, self.ticket_dir, self.every_steps = detectors, rule, ticket_dir, every_steps
+        self.train_size, self.batch_size = train_size, batch_size
         self.check_seconds: list[float] = []   # training clock at each check
         self.check_epochs: list[float] = []    # fractional epoch at each check
+        self.check_samples: list[int] = []     # training samples seen at each check
         self.search_seconds = 0.0              # time spent scoring and comparing masks
         self.elapsed = 0.0
+        self.taylor = detectors[rule].criterion == "taylor"
+        self._grad_sum: dict[str, torch.Tensor] = {}
         self._mark = None
 
     def _tick(self) -> None:
@@ -214,26 +305,60 @@ class EarlyBirdWatch(Callback):
             self.elapsed += now - self._mark
         self._mark = now
 
+    def samples_at(self, step: int, steps_per_epoch: int) -> int:
+        """Training samples seen after `step` optimizer steps (the last batch of an epoch may be short)."""
+        full, rest = divmod(step, steps_per_epoch)
+        return full * self.train_size + min(rest * self.batch_size, self.train_size)
+
     def on_train_start(self, state: TrainState) -> None:
         self._mark = time.perf_counter()
+
+    def on_step_end(self, state: TrainState) -> None:
+        if not self.taylor:
+            return
+        with torch.no_grad():
+            for name, p in state.model.named_parameters():
+                if p.grad is not None:
+                    acc = self._grad_sum.get(name)
+                    self._grad_sum[name] = p.grad.detach().clone() if acc is None else acc.add_(p.grad)
+
+    def _draw(self, model: nn.Module) -> dict:
+        ruling = self.detectors[self.rule]
+        if not self.taylor:
+            return ruling.draw_masks(model)
+        saved = {}
+        for name, p in model.named_parameters():  # score with the gradient summed since the last check
+            saved[name] = p.grad
+            p.grad = self._grad_sum.get(name, torch.zeros_like(p)) if p.requires_grad else p.grad
+        try:
+            return ruling.draw_masks(model)
+        finally:
+            for name, p in model.named_parameters():
+                p.grad = saved[name]
+            self._grad_sum = {}
 
     def _check(self, state: TrainState, at: float) -> None:
         self._tick()
         start = time.perf_counter()
         ruling = self.detectors[self.rule]
         before = set(ruling.tickets)
-        masks = ruling.draw_masks(state.model)
+        masks = self._draw(state.model)
         for det in self.detectors.values():
             det.add_masks(masks, at)
         self.search_seconds += time.perf_counter() - start
         self.check_seconds.append(self.elapsed)
         self.check_epochs.append(state.global_step / state.steps_per_epoch)
-        if self.ticket_dir is not None:
-            for ratio in set(ruling.tickets) - before:
-                self.ticket_dir.mkdir(parents=True, exist_ok=True)
-                weights = {k: v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()}
-                save_file(_untie(weights), str(self.ticket_dir / f"ticket-{ratio}.safetensors"))
+        self.check_samples.append(self.samples_at(state.global_step, state.steps_per_epoch))
+        for ratio in set(ruling.tickets) - before:
+            self._save_weights(state.model, ratio)
         self._mark = time.perf_counter()  # the search is accounted separately
+
+    def _save_weights(self, model: nn.Module, ratio: float) -> None:
+        if self.ticket_dir is None:
+            return
+        self.ticket_dir.mkdir(parents=True, exist_ok=True)
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(_untie(weights), str(self.ticket_dir / f"ticket-{ratio}.safetensors"))
 
     def on_check(self, state: TrainState) -> None:
         if self.every_steps:
@@ -245,17 +370,26 @@ class EarlyBirdWatch(Callback):
         else:
             self._tick()
 
+    def on_train_end(self, state: TrainState) -> None:
+        ruling = self.detectors[self.rule]
+        for ratio in ruling.ratios:
+            if ratio not in ruling.tickets:  # fallback ticket: the last check, i.e. the final weights
+                self._save_weights(state.model, ratio)
+
     def state_dict(self) -> dict:
         self._tick()
         return {"detectors": {k: d.state_dict() for k, d in self.detectors.items()},
                 "check_seconds": self.check_seconds, "check_epochs": self.check_epochs,
-                "search_seconds": self.search_seconds, "elapsed": self.elapsed}
+                "check_samples": self.check_samples, "search_seconds": self.search_seconds,
+                "elapsed": self.elapsed, "grad_sum": dict(self._grad_sum)}
 
     def load_state_dict(self, state: dict) -> None:
         for k, d in self.detectors.items():
             d.load_state_dict(state["detectors"][k])
         self.check_seconds, self.check_epochs = list(state["check_seconds"]), list(state["check_epochs"])
+        self.check_samples = list(state["check_samples"])
         self.search_seconds, self.elapsed = state["search_seconds"], state["elapsed"]
+        self._grad_sum = dict(state.get("grad_sum", {}))
 
 
 def _untie(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -274,12 +408,17 @@ def _hash(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _train_config(cfg: ExperimentConfig, spec: FamilySpec, epochs: int | None = None, checks: bool = True
-                  ) -> TrainConfig:
+def seed_dir(cfg: ExperimentConfig, seed: int) -> Path:
+    """Run folders of one seed: runs/<family>/<profile>/seed<k>/ (seeds never share a folder)."""
+    return Path(cfg.runs_dir) / cfg.family / cfg.profile / f"seed{seed}"
+
+
+def _train_config(cfg: ExperimentConfig, spec: FamilySpec, seed: int, epochs: int | None = None,
+                  checks: bool = True) -> TrainConfig:
     t = {k: v for k, v in spec.train.items() if k != "check_every_steps"}
     if epochs is not None:
         t["epochs"] = epochs
-    return TrainConfig(**t, seed=cfg.seed, device=cfg.device, progress=cfg.progress,
+    return TrainConfig(**t, seed=seed, device=cfg.device, progress=cfg.progress,
                        check_every_steps=cfg.effective_check_every if checks else None)
 
 
@@ -287,6 +426,7 @@ def _measure(model: nn.Module, data: Data, spec: FamilySpec) -> dict:
     batch = data.batch(spec.train["batch_size"])
     mem, kind = training_memory(model, batch)
     return {"params": count_parameters(model), "flops_per_sample": flops_per_sample(model, batch),
+            "train_flops_per_sample": train_flops_per_sample(model, batch),
             "train_memory_bytes": mem, "memory_kind": kind}
 
 
@@ -294,14 +434,18 @@ def _finish(run_dir: Path, model: nn.Module, result, data: Data, spec: FamilySpe
     device = next(model.parameters()).device
     test = evaluate(model, data.test, spec.train["batch_size"] * 2, device)
     hist = result.history
+    measured = _measure(model, data, spec)
+    samples = len(hist) * len(data.train)
     record = {
         **extra,
-        "test_accuracy": test["accuracy"], "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_size": len(data.test),
         "best_val_accuracy": float(hist["val_accuracy"].max()),
         "final_val_accuracy": float(hist["val_accuracy"].iloc[-1]),
         "train_seconds": float(hist["cumulative_seconds"].iloc[-1]),
         "epochs_trained": int(len(hist)),
-        **_measure(model, data, spec),
+        "samples_seen": samples,
+        "train_flops": samples * measured["train_flops_per_sample"],
+        **measured,
         "disk_bytes": folder_bytes(save_pruned(model, run_dir / "model", overwrite=True)),
         "history": hist.to_dict(orient="list"),
     }
@@ -320,76 +464,122 @@ def _load_result(run_dir: Path) -> dict | None:
     return None
 
 
-def run_dense(cfg: ExperimentConfig, spec: FamilySpec, data: Data) -> dict:
+def _scoring_flops(criterion: str, elements: int) -> int:
+    """FLOPs of one scoring pass over `elements` weight elements (see measure.scored_weight_elements)."""
+    return (3 if criterion == "taylor" else 2) * elements
+
+
+def run_dense(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int) -> dict:
     """Train the dense baseline while the detectors watch; reuse a finished run."""
-    params = {"kind": "dense", "spec": asdict(spec), "seed": cfg.seed, "ratios": cfg.ratios,
+    params = {"kind": "dense", "spec": asdict(spec), "seed": seed, "ratios": cfg.ratios,
               "threshold": cfg.effective_threshold, "window": cfg.window, "rule": cfg.rule, "scope": cfg.scope,
-              "criterion": cfg.criterion, "distance": cfg.distance, "check": cfg.effective_check_every}
-    run_dir = Path(cfg.runs_dir) / cfg.family / cfg.profile / f"dense-{_hash(params)}"
+              "criterion": cfg.effective_criterion, "distance": cfg.distance, "check": cfg.effective_check_every}
+    run_dir = seed_dir(cfg, seed) / f"dense-{_hash(params)}"
     done = _load_result(run_dir)
     if done is not None:
         return done | {"run_dir": str(run_dir)}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "params.json").write_text(json.dumps(params, indent=1, default=str))
     detectors = {
-        "consecutive": EarlyBirdDetector(cfg.ratios, cfg.effective_threshold, 2, cfg.scope, cfg.criterion,
+        "consecutive": EarlyBirdDetector(cfg.ratios, cfg.effective_threshold, 2, cfg.scope, cfg.effective_criterion,
                                          cfg.distance),
-        "window": EarlyBirdDetector(cfg.ratios, cfg.effective_threshold, cfg.window, cfg.scope, cfg.criterion,
-                                    cfg.distance),
+        "window": EarlyBirdDetector(cfg.ratios, cfg.effective_threshold, cfg.window, cfg.scope,
+                                    cfg.effective_criterion, cfg.distance),
     }
-    watch = EarlyBirdWatch(detectors, cfg.rule, run_dir / "tickets", cfg.effective_check_every)
-    model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=cfg.seed)
-    result = train(model, data.train, _train_config(cfg, spec), data.val, [watch], checkpoint_dir=run_dir)
-    extra = {"kind": "dense", "mode": "dense", "ratio": 0.0, "watch": watch.state_dict()}
-    return _finish(run_dir, result.model, result, data, spec, extra) | {"run_dir": str(run_dir)}
+    watch = EarlyBirdWatch(detectors, cfg.rule, run_dir / "tickets", cfg.effective_check_every,
+                           train_size=len(data.train), batch_size=spec.train["batch_size"])
+    model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
+    result = train(model, data.train, _train_config(cfg, spec, seed), data.val, [watch], checkpoint_dir=run_dir)
+    elements = scored_weight_elements(result.model)
+    scoring = _scoring_flops(cfg.effective_criterion, elements)
+    state = watch.state_dict()
+    state.pop("grad_sum")
+    extra = {"kind": "dense", "mode": "dense", "ratio": 0.0, "seed": seed, "watch": state,
+             "scoring_flops_per_check": scoring, "scored_elements": elements}
+    record = _finish(run_dir, result.model, result, data, spec, extra)
+    record["scoring_flops"] = scoring * len(watch.check_samples)
+    record["total_flops"] = record["train_flops"] + record["scoring_flops"]
+    (run_dir / "result.json").write_text(json.dumps(record, indent=1, default=float))
+    return record | {"run_dir": str(run_dir)}
 
 
 def _ticket_info(dense: dict, cfg: ExperimentConfig, ratio: float) -> dict:
-    """The ruling ticket for `ratio` (or the closest-to-stable mask when none appeared, flagged)."""
+    """The ruling ticket for `ratio`; when none appeared, the last check (flagged `found=False`)."""
     watch = dense["watch"]
     det = EarlyBirdDetector.from_state_dict(watch["detectors"][cfg.rule])
-    other = EarlyBirdDetector.from_state_dict(
-        watch["detectors"]["window" if cfg.rule == "consecutive" else "consecutive"])
-    t = det.ticket(ratio)
-    if t is not None:
-        index, found = t.check_index, True
-    else:  # fallback: the check whose window distance was smallest (or the last one)
-        dists = [rec.distances[ratio] for rec in det.history]
-        valid = [(d, i) for i, d in enumerate(dists) if d is not None]
-        index, found = (min(valid)[1] if valid else len(det.history) - 1), False
     other_rule = "window" if cfg.rule == "consecutive" else "consecutive"
+    other = EarlyBirdDetector.from_state_dict(watch["detectors"][other_rule])
+    t = det.ticket(ratio)
+    index, found = (t.check_index, True) if t is not None else (len(det.history) - 1, False)
     rules = {cfg.rule: det.ticket(ratio), other_rule: other.ticket(ratio)}
     epochs_at = lambda t: watch["check_epochs"][t.check_index] if t else None  # noqa: E731
     return {
         "mask": det.history[index].masks[ratio], "check_index": index, "found": found,
         "at": det.history[index].at, "epoch_fraction": watch["check_epochs"][index],
         "seconds_to_ticket": watch["check_seconds"][index],
+        "samples_to_ticket": watch["check_samples"][index],
         "ticket_epoch_consecutive": epochs_at(rules["consecutive"]),
         "ticket_epoch_window": epochs_at(rules["window"]),
         "late_mask": det.history[-1].masks[ratio],
     }
 
 
+def _oneshot_mask(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int, ratio: float) -> Mask:
+    """The magnitude mask of the model as built (initial or pretrained weights), before any training."""
+    model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
+    return draw_mask(model, ratio, scope=cfg.scope, criterion="magnitude")
+
+
+def _search_cost(dense: dict, info: dict, search: str, oneshot_flops: int) -> tuple[float, float]:
+    """(FLOPs, seconds) that a run pays before its retraining starts: see Control.search."""
+    per_sample = dense["train_flops_per_sample"]
+    score = dense["scoring_flops_per_check"]
+    if search == "ticket":
+        return info["samples_to_ticket"] * per_sample + score * (info["check_index"] + 1), info["seconds_to_ticket"]
+    if search == "dense":
+        return dense["total_flops"], dense["train_seconds"]
+    if search == "oneshot":
+        return oneshot_flops, 0.0
+    return 0.0, 0.0
+
+
 def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict, kind: str, mode: str,
                ratio: float) -> dict:
-    """Retrain one pruned network: kind 'early_bird', 'random' or 'late'; reuse a finished run."""
+    """Retrain one pruned network: kind 'early_bird' or a control's name; reuse a finished run."""
+    seed = dense["seed"]
     info = _ticket_info(dense, cfg, ratio)
     structure = info["mask"].structure
     head_dims = [lm.head_dim for lm in info["mask"].layers]
-    mask = {"early_bird": info["mask"], "late": info["late_mask"],
-            "random": random_mask(structure, ratio, seed=cfg.seed + 1, head_dims=head_dims)}[kind]
+    if kind == "early_bird":
+        mask, search = info["mask"], "ticket"
+    elif kind in CONTROLS:
+        search = CONTROLS[kind].search
+        if kind == "random":
+            mask = random_mask(structure, ratio, seed=seed + 1, head_dims=head_dims)
+        elif kind == "late":
+            mask = info["late_mask"]
+        else:
+            mask = _oneshot_mask(cfg, spec, data, seed, ratio)
+    else:
+        raise ValueError(f"unknown run kind {kind!r}; choose early_bird or one of {tuple(CONTROLS)}")
+    retrain = MODES[mode]
+    if kind != "early_bird" and retrain.start != "ticket" and search == "ticket":
+        search = "none"  # a control trained from the initial weights needs no dense training
     epochs = spec.train["epochs"]
-    if mode == "continue":
-        epochs = max(1, epochs - math.ceil(info["epoch_fraction"]))
+    if not retrain.full_budget:
+        epochs = max(1, epochs - math.ceil(info["epoch_fraction"] - 1e-9))
     params = {"kind": kind, "mode": mode, "ratio": ratio, "mask": mask.hash(), "spec": asdict(spec),
-              "seed": cfg.seed, "epochs": epochs, "start": info["check_index"] if mode == "continue" else None,
+              "seed": seed, "epochs": epochs, "start": info["check_index"] if retrain.start == "ticket" else None,
               "dense": Path(dense["run_dir"]).name}
-    run_dir = Path(cfg.runs_dir) / cfg.family / cfg.profile / f"{kind}-{mode}-p{ratio}-{_hash(params)}"
-    search = {"early_bird": info["seconds_to_ticket"], "random": 0.0, "late": dense["train_seconds"]}[kind]
-    extra = {"kind": kind, "mode": mode, "ratio": ratio, "search_seconds": search,
-             "mask_hash": mask.hash(), "sparsity": mask.sparsity()["combined"]}
+    run_dir = seed_dir(cfg, seed) / f"{kind}-{mode}-p{ratio}-{_hash(params)}"
+    oneshot_flops = _scoring_flops("magnitude", dense["scored_elements"])
+    search_flops, search_seconds = _search_cost(dense, info, search, oneshot_flops)
+    extra = {"kind": kind, "mode": mode, "ratio": ratio, "seed": seed, "search": search,
+             "search_seconds": search_seconds, "search_flops": search_flops,
+             "mask_hash": mask.hash(), "sparsity": mask.sparsity()["combined"],
+             "ticket_found": info["found"] if search == "ticket" else None}
     if kind == "early_bird":  # where the mask came from; controls have none
-        extra.update(ticket_found=info["found"], ticket_check=info["check_index"], ticket_at=info["at"],
+        extra.update(ticket_check=info["check_index"], ticket_at=info["at"],
                      ticket_epoch=info["epoch_fraction"], ticket_epoch_consecutive=info["ticket_epoch_consecutive"],
                      ticket_epoch_window=info["ticket_epoch_window"])
     done = _load_result(run_dir)
@@ -398,18 +588,21 @@ def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict,
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "params.json").write_text(json.dumps(params, indent=1, default=str))
     (run_dir / "mask.json").write_text(mask.to_json())
-    model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=cfg.seed)
-    if mode == "continue":
+    model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
+    if retrain.start == "ticket":
         ticket_file = Path(dense["run_dir"]) / "tickets" / f"ticket-{ratio}.safetensors"
         if not ticket_file.is_file():
             raise FileNotFoundError(f"{ticket_file} is missing: mode 'continue' needs the weights saved when the "
-                                    "ticket appeared (no ticket was found for this ratio, or the dense run's "
-                                    "folder was cleaned); use mode 'scratch'")
+                                    "ticket appeared (the dense run's folder was cleaned?); delete the dense run's "
+                                    "folder to retrain it, or use mode 'scratch'")
         model.load_state_dict(load_file(str(ticket_file)), strict=True)
     prune_model(model, mask)
-    result = train(model, data.train, _train_config(cfg, spec, epochs, checks=False), data.val,
+    result = train(model, data.train, _train_config(cfg, spec, seed, epochs, checks=False), data.val,
                    checkpoint_dir=run_dir)
-    return _finish(run_dir, result.model, result, data, spec, extra) | {"run_dir": str(run_dir)}
+    record = _finish(run_dir, result.model, result, data, spec, extra)
+    record["total_flops"] = record["train_flops"] + search_flops
+    (run_dir / "result.json").write_text(json.dumps(record, indent=1, default=float))
+    return record | {"run_dir": str(run_dir)}
 
 
 # --- the whole experiment -------------------------------------------------------------------------
@@ -417,73 +610,132 @@ def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict,
 @dataclass
 class ExperimentResult:
     config: ExperimentConfig
-    table: pd.DataFrame
+    table: pd.DataFrame                                   # one row per (seed, run)
     curves: pd.DataFrame
-    distances: pd.DataFrame
-    detectors: dict[str, EarlyBirdDetector]
+    distances: pd.DataFrame                               # one row per (seed, rule, check, ratio)
+    detectors: dict[int, dict[str, EarlyBirdDetector]]    # seed -> rule -> detector
     out_dir: Path
     seconds: float = 0.0
 
-    def pairwise(self, ratio: float, rule: str = "consecutive") -> np.ndarray:
-        return self.detectors[rule].pairwise(ratio)
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(sorted(self.detectors))
+
+    def pairwise(self, ratio: float, rule: str = "consecutive", seed: int | None = None) -> np.ndarray:
+        return self.detectors[self.seeds[0] if seed is None else seed][rule].pairwise(ratio)
 
 
-TABLE_COLUMNS = ["family", "profile", "run", "kind", "mode", "ratio", "ticket_found", "ticket_epoch",
-                 "ticket_epoch_consecutive", "ticket_epoch_window", "test_accuracy", "test_loss", "best_val_accuracy",
-                 "final_val_accuracy", "params", "param_ratio", "flops_per_sample", "flops_ratio",
-                 "search_seconds", "scoring_seconds", "train_seconds", "total_seconds", "time_rel_dense", "train_memory_bytes",
-                 "memory_ratio", "memory_kind", "disk_bytes", "epochs_trained", "sparsity"]
+TABLE_COLUMNS = ["family", "profile", "seed", "run", "kind", "mode", "ratio", "ticket_found", "ticket_epoch",
+                 "ticket_epoch_consecutive", "ticket_epoch_window", "budget_epochs", "test_accuracy", "test_loss",
+                 "test_size", "best_val_accuracy", "final_val_accuracy", "params", "param_ratio", "flops_per_sample",
+                 "flops_ratio", "train_flops_per_sample", "samples_seen", "search_flops", "train_flops",
+                 "total_flops", "flops_rel_dense", "search_seconds", "scoring_seconds", "train_seconds",
+                 "total_seconds", "time_rel_dense", "train_memory_bytes", "memory_ratio", "memory_kind",
+                 "disk_bytes", "epochs_trained", "sparsity"]
 
 
-def _label(kind: str, mode: str, ratio: float) -> str:
+def run_label(kind: str, mode: str, ratio: float) -> str:
     if kind == "dense":
         return "dense"
     return f"{kind.replace('_', '-')} {mode} p={ratio:g}"
 
 
-def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
-    """Run (or reuse) every run of the experiment and write its tables to `results/<family>/<profile>/`."""
-    start = time.perf_counter()
+def _control_modes(cfg: ExperimentConfig, control: str, spec: FamilySpec) -> tuple[str, ...]:
+    own = CONTROLS[control].own_mode
+    if own is None:
+        return cfg.effective_modes
+    return ("finetune",) if spec.pretrained else ("scratch",)
+
+
+def run_seed(cfg: ExperimentConfig, seed: int) -> tuple[list[dict], dict]:
+    """Every run of one seed: the watched dense run, the tickets and the controls (reused when finished)."""
     spec = cfg.spec()
-    torch.manual_seed(cfg.seed)
-    data = load_data(spec, cfg.seed)
-    dense = run_dense(cfg, spec, data)
+    torch.manual_seed(seed)
+    data = load_data(spec, seed)
+    dense = run_dense(cfg, spec, data, seed)
     records = [dense]
     for mode in cfg.effective_modes:
         for ratio in cfg.ratios:
             records.append(run_pruned(cfg, spec, data, dense, "early_bird", mode, ratio))
-        for control in cfg.controls:
+    for control in cfg.effective_controls:
+        for mode in _control_modes(cfg, control, spec):
             for ratio in cfg.control_ratios:
                 records.append(run_pruned(cfg, spec, data, dense, control, mode, ratio))
-    table, curves = _tables(cfg, records, dense)
-    detectors = {k: EarlyBirdDetector.from_state_dict(v) for k, v in dense["watch"]["detectors"].items()}
-    distances = pd.concat([pd.DataFrame(d.records()).assign(rule=k) for k, d in detectors.items()],
-                          ignore_index=True)
+    return records, dense["watch"]["detectors"]
+
+
+def _portable(path: str | Path) -> str:
+    """`path` relative to the project root when it lies inside it (no machine paths in results)."""
+    from .report import find_project_root
+    p = Path(path).resolve()
+    root = find_project_root()
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
+    """Run (or reuse) every run of every seed and write the tables to `results/<family>/<profile>/`.
+
+    Per-seed tables (`table-seed<k>.csv`) are written for each seed; the combined tables hold the seeds
+    of this config only, so a run of one seed never overwrites another seed's results.
+    """
+    start = time.perf_counter()
+    seeds = cfg.effective_seeds
+    workers = cfg.workers or cfg.spec().workers
+    if workers > 1 and len(seeds) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(min(workers, len(seeds)), mp_context=mp.get_context("spawn")) as pool:
+            outcomes = list(pool.map(run_seed, [cfg] * len(seeds), seeds))
+    else:
+        outcomes = [run_seed(cfg, s) for s in seeds]
+    tables, curves, distances, detectors = [], [], [], {}
+    for seed, (records, det_states) in zip(seeds, outcomes):
+        table, curve = _tables(cfg, records, records[0])
+        tables.append(table)
+        curves.append(curve)
+        detectors[seed] = {k: EarlyBirdDetector.from_state_dict(v) for k, v in det_states.items()}
+        distances += [pd.DataFrame(d.records()).assign(rule=k, seed=seed) for k, d in detectors[seed].items()]
+    table = pd.concat(tables, ignore_index=True)
+    curves_frame = pd.concat(curves, ignore_index=True)
+    distances_frame = pd.concat(distances, ignore_index=True)
     out = cfg.results_path()
     out.mkdir(parents=True, exist_ok=True)
+    for seed, t in zip(seeds, tables):
+        t.to_csv(out / f"table-seed{seed}.csv", index=False)
     table.to_csv(out / "table.csv", index=False)
     table.to_json(out / "table.json", orient="records", indent=1)
-    curves.to_csv(out / "curves.csv", index=False)
-    distances.to_csv(out / "distances.csv", index=False)
+    curves_frame.to_csv(out / "curves.csv", index=False)
+    distances_frame.to_csv(out / "distances.csv", index=False)
     with gzip.open(out / "detectors.json.gz", "wt") as f:  # every mask of every check: compress
-        json.dump({k: d.state_dict() for k, d in detectors.items()}, f)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))
-    return ExperimentResult(cfg, table, curves, distances, detectors, out, time.perf_counter() - start)
+        json.dump({str(s): {k: d.state_dict() for k, d in dets.items()} for s, dets in detectors.items()}, f)
+    config = asdict(cfg) | {"results_dir": _portable(cfg.results_dir), "runs_dir": _portable(cfg.runs_dir),
+                            "effective_seeds": list(seeds), "effective_modes": list(cfg.effective_modes),
+                            "effective_controls": list(cfg.effective_controls),
+                            "effective_criterion": cfg.effective_criterion,
+                            "effective_threshold": cfg.effective_threshold}
+    (out / "config.json").write_text(json.dumps(config, indent=1, default=str))
+    return ExperimentResult(cfg, table, curves_frame, distances_frame, detectors, out, time.perf_counter() - start)
 
 
 def _tables(cfg: ExperimentConfig, records: list[dict], dense: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, curves = [], []
+    budget = cfg.spec().train["epochs"]
     for rec in records:
-        label = _label(rec["kind"], rec["mode"], rec["ratio"])
+        label = run_label(rec["kind"], rec["mode"], rec["ratio"])
         total = rec["train_seconds"] + rec.get("search_seconds", 0.0) if rec["kind"] != "dense" else rec["train_seconds"]
         row = {k: rec.get(k) for k in TABLE_COLUMNS}
-        row.update(family=cfg.family, profile=cfg.profile, run=label, total_seconds=total,
+        row.update(family=cfg.family, profile=cfg.profile, run=label, total_seconds=total, budget_epochs=budget,
                    time_rel_dense=total / dense["train_seconds"], param_ratio=rec["params"] / dense["params"],
                    flops_ratio=rec["flops_per_sample"] / dense["flops_per_sample"],
+                   flops_rel_dense=rec["total_flops"] / dense["total_flops"],
                    memory_ratio=rec["train_memory_bytes"] / dense["train_memory_bytes"])
         if rec["kind"] == "dense":
-            row.update(search_seconds=0.0, ticket_found=None, scoring_seconds=rec["watch"]["search_seconds"])
+            row.update(search_seconds=0.0, search_flops=0.0, ticket_found=None,
+                       scoring_seconds=rec["watch"]["search_seconds"])
         rows.append(row)
         hist = pd.DataFrame(rec["history"])
-        curves.append(hist.assign(run=label, kind=rec["kind"], mode=rec["mode"], ratio=rec["ratio"]))
+        curves.append(hist.assign(seed=rec["seed"], run=label, kind=rec["kind"], mode=rec["mode"], ratio=rec["ratio"]))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.concat(curves, ignore_index=True)

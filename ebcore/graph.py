@@ -2,7 +2,10 @@
 layer: the attention-head group (rooted at o_proj's input channels) and the FFN group (rooted at
 fc2's input channels).
 
-The graph is built once per model structure. Two fixes over Torch-Pruning 1.6.1 live here:
+The graph is built once per model structure. Torch-Pruning traces through autograd, so the trace runs with
+gradients enabled and every parameter temporarily requiring grad (a frozen encoder, or a call inside
+`torch.no_grad()`, would otherwise leave modules out of the graph); every flag is restored exactly.
+Two fixes over Torch-Pruning 1.6.1 live here:
 - Swin's relative_position_bias_table is kept out of the graph (else the whole head group is
   silently dropped); surgery slices it by hand.
 - GPT-2's fused `c_attn(x).split(E, dim=2)` is on the last dim, which Torch-Pruning 1.6.1 does not
@@ -19,6 +22,7 @@ from torch import nn
 from torch_pruning.dependency.index_mapping import _SplitIndexMapping
 
 from .adapters import BlockSpec, FamilyAdapter, get_adapter, prepare_model
+from .errors import InvalidArgumentError, describe
 
 
 def _logits(output):
@@ -72,21 +76,28 @@ class ModelGraph:
         Conv1D -> Linear, exact). Without it, an unprepared GPT-2 is an error: converting a model while
         an optimizer holds its old parameters would silently stop training them."""
         adapter = get_adapter(model)
+        if not isinstance(prepare, bool):
+            raise InvalidArgumentError(f"prepare must be True or False, got {describe(prepare)}")
         if prepare:
             prepare_model(model)
         blocks = adapter.blocks(model)
         ignored = [b.position_bias_owner.relative_position_bias_table for b in blocks
                    if b.position_bias_owner is not None]
         was_training = model.training
+        frozen = [p for p in model.parameters() if not p.requires_grad]
         model.eval()
         try:
-            with warnings.catch_warnings():
+            for p in frozen:
+                p.requires_grad_(True)  # a frozen module has no grad_fn in the trace: it would be left out
+            with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
                 warnings.simplefilter("ignore")  # "unwrapped parameters" notes: embeddings, never pruned here
                 dg = tp.DependencyGraph().build_dependency(
                     model, example_inputs=adapter.example_inputs(model), output_transform=_logits,
                     ignored_params=ignored,
                 )
         finally:
+            for p in frozen:
+                p.requires_grad_(False)
             model.train(was_training)
         _map_last_dim_splits(dg)
         return cls(model=model, adapter=adapter, blocks=blocks, dg=dg)

@@ -2,8 +2,11 @@
 
 A `Mask` is an immutable value built from importance scores at a ratio p (layerwise, or global over
 layers with per-layer normalized scores), compared with the normalized Hamming distance, and saved
-as JSON. Layers are never emptied: at least one head and one channel survive in each.
+as JSON. Layers are never emptied: at least one head and one channel survive in each. Every layer mask knows its
+head dim (a head weighs head_dim channels in the combined distance and sparsity): scores from
+`score_model` carry them, and masks with different head dims are never compared.
 
+    mask = draw_mask(model, 0.3)                            # graph, scores and mask in one call
     mask = mask_from_scores(scores, ratio=0.3)             # heads and channels both at 30%
     mask = mask_from_scores(scores, head_ratio=0.25, ffn_ratio=0.5, scope="global")
     mask_distance(a, b)                                     # {"heads", "channels", "combined"}
@@ -12,15 +15,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
-from .errors import InvalidRatioError, MaskMismatchError
-from .scores import LayerScores, Scores
+from .errors import InvalidArgumentError, InvalidRatioError, MaskMismatchError, describe
+from .graph import ModelGraph
+from .scores import LayerScores, Scores, as_graph, check_head_dims, score_model
 
 SCOPES = ("layerwise", "global")
+DISTANCE_KINDS = ("combined", "heads", "channels")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _index_tuple(values: object, name: str) -> tuple[int, ...]:
+    if isinstance(values, torch.Tensor):
+        values = values.tolist()
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise InvalidArgumentError(f"LayerMask.{name} must be a sequence of kept indices (ints), got "
+                                   f"{describe(values)}")
+    values = list(values)
+    if not all(_is_int(v) for v in values):
+        raise InvalidArgumentError(f"LayerMask.{name} must hold integer indices, got {describe(values)}")
+    return tuple(sorted(int(v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -34,8 +57,13 @@ class LayerMask:
     head_dim: int = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "heads", tuple(sorted(int(h) for h in self.heads)))
-        object.__setattr__(self, "channels", tuple(sorted(int(c) for c in self.channels)))
+        for name in ("num_heads", "num_channels", "head_dim"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise InvalidArgumentError(f"LayerMask.{name} must be a positive integer, got {describe(value)}")
+            object.__setattr__(self, name, int(value))
+        object.__setattr__(self, "heads", _index_tuple(self.heads, "heads"))
+        object.__setattr__(self, "channels", _index_tuple(self.channels, "channels"))
         if len(set(self.heads)) != len(self.heads) or len(set(self.channels)) != len(self.channels):
             raise MaskMismatchError("a layer mask lists the same head or channel twice")
         if self.heads and (self.heads[0] < 0 or self.heads[-1] >= self.num_heads):
@@ -71,7 +99,21 @@ class Mask:
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "layers", tuple(self.layers))
+        if isinstance(self.layers, (str, bytes, dict)) or not hasattr(self.layers, "__iter__"):
+            raise InvalidArgumentError(f"Mask.layers must be a sequence of LayerMask, got {describe(self.layers)}")
+        layers = tuple(self.layers)
+        bad = [lm for lm in layers if not isinstance(lm, LayerMask)]
+        if bad:
+            raise InvalidArgumentError(f"Mask.layers must hold LayerMask values, got {describe(bad[0])}; "
+                                       "use Mask.from_dict for a saved mask.")
+        if not isinstance(self.meta, dict):
+            raise InvalidArgumentError(f"Mask.meta must be a dict, got {describe(self.meta)}")
+        object.__setattr__(self, "layers", layers)
+
+    @property
+    def head_dims(self) -> list[int]:
+        """Head size (channels per head) of every layer."""
+        return [lm.head_dim for lm in self.layers]
 
     @property
     def structure(self) -> list[tuple[int, int]]:
@@ -119,14 +161,29 @@ class Mask:
     def from_dict(cls, data: dict) -> "Mask":
         if not isinstance(data, dict) or data.get("format") != "ebcore.mask/1":
             raise MaskMismatchError("not an ebcore mask (expected a dict with format 'ebcore.mask/1')")
-        return cls(layers=tuple(LayerMask(**layer) for layer in data["layers"]), meta=dict(data.get("meta", {})))
+        keys = {"heads", "channels", "num_heads", "num_channels", "head_dim"}
+        layers = data.get("layers")
+        if not isinstance(layers, list) or not all(isinstance(lm, dict) and set(lm) == keys for lm in layers):
+            raise MaskMismatchError(f"a saved mask's 'layers' must be a list of dicts with keys {sorted(keys)}, got "
+                                    f"{describe(layers)}")
+        meta = data.get("meta", {})
+        try:
+            return cls(layers=tuple(LayerMask(**layer) for layer in layers), meta=dict(meta))
+        except (InvalidArgumentError, MaskMismatchError, TypeError, ValueError) as err:
+            raise MaskMismatchError(f"a saved mask's layers are invalid: {err}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> "Mask":
-        return cls.from_dict(json.loads(text))
+        if not isinstance(text, (str, bytes)):
+            raise InvalidArgumentError(f"text must be a JSON string, got {describe(text)}")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise MaskMismatchError(f"not an ebcore mask: invalid JSON ({err})") from None
+        return cls.from_dict(data)
 
     def hash(self) -> str:
         """Short content hash (kept indices and sizes only): equal masks have equal hashes."""
@@ -134,19 +191,51 @@ class Mask:
         return hashlib.sha256(payload).hexdigest()[:16]
 
     @classmethod
-    def full(cls, structure: list[tuple[int, int]], head_dims: list[int] | None = None) -> "Mask":
-        """The mask that keeps everything of a model with the given (heads, channels) per layer."""
-        head_dims = head_dims or [1] * len(structure)
+    def full(cls, structure: list[tuple[int, ...]], head_dims: list[int] | None = None) -> "Mask":
+        """The mask that keeps everything of a model with the given (heads, channels) or
+        (heads, channels, head_dim) per layer (head dims 1 if neither the structure nor `head_dims` has them)."""
+        pairs, dims = _split_structure(structure, head_dims)
+        dims = dims or [1] * len(pairs)
         return cls(layers=tuple(LayerMask(tuple(range(h)), tuple(range(c)), h, c, hd)
-                                for (h, c), hd in zip(structure, head_dims)))
+                                for (h, c), hd in zip(pairs, dims)))
+
+
+def as_mask(mask: object, name: str = "mask") -> Mask:
+    """`mask` if it is a Mask, else InvalidArgumentError saying how to get one."""
+    if not isinstance(mask, Mask):
+        hint = " (a saved mask: Mask.from_dict(d))" if isinstance(mask, dict) else ""
+        raise InvalidArgumentError(f"{name} must be an ebcore Mask, got {describe(mask)}; draw one with "
+                                   f"ebcore.draw_mask(model, ratio){hint}.")
+    return mask
+
+
+def _split_structure(structure: object, head_dims: object) -> tuple[list[tuple[int, int]], list[int] | None]:
+    """(heads, channels) pairs and head dims from a structure of pairs or (heads, channels, head_dim) triples."""
+    ok = isinstance(structure, (list, tuple)) and len(structure) > 0 and all(
+        isinstance(t, (list, tuple)) and len(t) in (2, 3) and all(_is_int(v) and v >= 1 for v in t) for t in structure)
+    if not ok or len({len(t) for t in structure}) != 1:
+        raise InvalidArgumentError(
+            "structure must be a non-empty list of (heads, channels) or (heads, channels, head_dim) tuples of positive "
+            f"integers, one per layer, got {describe(structure)}")
+    pairs = [(int(t[0]), int(t[1])) for t in structure]
+    dims = [int(t[2]) for t in structure] if len(structure[0]) == 3 else None
+    if head_dims is not None:
+        given = check_head_dims(head_dims, len(pairs))
+        if dims is not None and given != dims:
+            raise MaskMismatchError(f"head_dims {given} contradict the structure's head dims {dims}")
+        dims = given
+    return pairs, dims
 
 
 def check_ratio(ratio: float, name: str = "ratio") -> float:
-    """Return `ratio` as float, or raise InvalidRatioError if it is outside [0, 1)."""
-    try:
-        value = float(ratio)
-    except (TypeError, ValueError):
-        raise InvalidRatioError(f"{name} must be a number in [0, 1), got {ratio!r}") from None
+    """Return `ratio` as float, or raise InvalidRatioError (naming `name`) if it is not a real number
+    in [0, 1). Strings ("0.3") and booleans are refused, not converted."""
+    if isinstance(ratio, torch.Tensor) and ratio.numel() == 1 and not ratio.dtype == torch.bool:
+        ratio = ratio.item()
+    if isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, numbers.Real):
+        raise InvalidRatioError(f"{name} must be a number in [0, 1) (the fraction of heads/channels removed), got "
+                                f"{describe(ratio)}; pass e.g. 0.3.")
+    value = float(ratio)
     if not 0.0 <= value < 1.0 or np.isnan(value):
         raise InvalidRatioError(f"{name} must be in [0, 1), got {ratio}: it is the fraction of heads/channels "
                                 "removed, and 1 would remove everything.")
@@ -187,13 +276,20 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
 
     `head_ratio` / `ffn_ratio` override `ratio` for heads / channels. `scope` is "layerwise" (each layer
     loses the same fraction) or "global" (one ranking over all layers, scores normalized per layer).
+    Head dims come from `scores` (score_model sets them); `head_dims` is only needed for hand-made
+    scores, and must agree with the scores' own otherwise.
     """
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; choose one of {SCOPES}")
+    if not isinstance(scores, Scores):
+        raise InvalidArgumentError(f"scores must be ebcore Scores (from score_model), got {describe(scores)}; "
+                                   "for a model, call ebcore.draw_mask(model, ratio).")
+    _check_scope(scope)
+    _check_scores_finite(scores)
     if ratio is None and (head_ratio is None or ffn_ratio is None):
         raise InvalidRatioError("give `ratio`, or both `head_ratio` and `ffn_ratio`")
-    hr = check_ratio(head_ratio if head_ratio is not None else ratio, "head_ratio")
-    fr = check_ratio(ffn_ratio if ffn_ratio is not None else ratio, "ffn_ratio")
+    base = check_ratio(ratio, "ratio") if ratio is not None else None
+    hr = check_ratio(head_ratio, "head_ratio") if head_ratio is not None else base
+    fr = check_ratio(ffn_ratio, "ffn_ratio") if ffn_ratio is not None else base
+    head_dims = _resolve_head_dims(scores, head_dims)
     head_scores = [s.heads for s in scores.layers]
     ch_scores = [s.channels for s in scores.layers]
     if scope == "layerwise":
@@ -202,7 +298,6 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     else:
         kept_heads = _keep_global(head_scores, hr)
         kept_ch = _keep_global(ch_scores, fr)
-    head_dims = head_dims or [1] * len(scores.layers)
     mask = Mask(
         layers=tuple(LayerMask(tuple(h), tuple(c), len(hs), len(cs), hd)
                      for h, c, hs, cs, hd in zip(kept_heads, kept_ch, head_scores, ch_scores, head_dims)),
@@ -212,20 +307,68 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     return mask
 
 
-def random_mask(structure: list[tuple[int, int]], ratio: float, seed: int = 0,
+def _check_scores_finite(scores: Scores) -> None:
+    """Each layer's scores: non-empty 1-D tensors of finite numbers (NaN would rank arbitrarily)."""
+    for i, layer in enumerate(scores.layers):
+        for name in ("heads", "channels"):
+            t = getattr(layer, name)
+            if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.numel() == 0:
+                raise InvalidArgumentError(f"scores.layers[{i}].{name} must be a non-empty 1-D tensor, got "
+                                           f"{describe(t)}")
+            if not torch.isfinite(t).all():
+                raise InvalidArgumentError(
+                    f"scores.layers[{i}].{name} holds NaN or infinite values: the model's weights (or gradients, "
+                    "for Taylor scores) are not finite; check the training run before drawing a mask.")
+
+
+def _check_scope(scope: object) -> None:
+    if not isinstance(scope, str) or scope not in SCOPES:
+        raise InvalidArgumentError(f"unknown scope {describe(scope)} for `scope`; choose one of {SCOPES}")
+
+
+def _resolve_head_dims(scores: Scores, head_dims: object) -> list[int]:
+    """The scores' head dims; explicit `head_dims` must agree with them, and are required for hand-made scores."""
+    n = len(scores.layers)
+    if head_dims is None:
+        if scores.head_dims is None:
+            raise MaskMismatchError(
+                "these scores carry no head_dims, so a head's weight (head_dim channels) is unknown: score with "
+                "ebcore.score_model (it sets them), or pass head_dims=[b.head_dim for b in graph.blocks].")
+        return list(scores.head_dims)
+    given = check_head_dims(head_dims, n)
+    if scores.head_dims is not None and given != scores.head_dims:
+        raise MaskMismatchError(f"head_dims {given} contradict the head dims the scores were taken with "
+                                f"{scores.head_dims}; leave head_dims out (the scores carry them).")
+    return given
+
+
+def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
                 head_dims: list[int] | None = None) -> Mask:
-    """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control)."""
-    ratio = check_ratio(ratio)
-    gen = torch.Generator().manual_seed(seed)
+    """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control).
+
+    `structure` is (heads, channels, head_dim) per layer (e.g. `[(*s, hd) for s, hd in zip(mask.structure,
+    mask.head_dims)]`), or (heads, channels) per layer with `head_dims` given.
+    """
+    ratio = check_ratio(ratio, "ratio")
+    if not _is_int(seed):
+        raise InvalidArgumentError(f"seed must be an integer, got {describe(seed)}")
+    pairs, dims = _split_structure(structure, head_dims)
+    if dims is None:
+        raise MaskMismatchError("random_mask needs each layer's head dim: give structure as (heads, channels, "
+                                "head_dim) tuples, or pass head_dims=[...] (one per layer).")
+    gen = torch.Generator().manual_seed(int(seed))
     random_scores = Scores([LayerScores(torch.rand(h, generator=gen), torch.rand(c, generator=gen))
-                            for h, c in structure], criterion="random")
-    mask = mask_from_scores(random_scores, ratio, head_dims=head_dims)
+                            for h, c in pairs], criterion="random", head_dims=dims)
+    mask = mask_from_scores(random_scores, ratio)
     return Mask(mask.layers, meta={**mask.meta, "seed": seed})
 
 
 def _check_same_structure(a: Mask, b: Mask) -> None:
     if a.structure != b.structure:
         raise MaskMismatchError(f"masks of different models cannot be compared: {a.structure} vs {b.structure}")
+    if a.head_dims != b.head_dims:
+        raise MaskMismatchError(f"masks with different head dims cannot be compared: {a.head_dims} vs {b.head_dims}; "
+                                "draw both with ebcore.draw_mask / score_model, which set the model's head dims.")
 
 
 def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
@@ -235,7 +378,7 @@ def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
     `combined`: over the channels structured pruning removes, a head counting as its head_dim input
     channels of o_proj (so each decision weighs by the compute it controls).
     """
-    _check_same_structure(a, b)
+    _check_same_structure(as_mask(a, "a"), as_mask(b, "b"))
     dh = dc = total_h = total_c = att_diff = att_total = 0
     for la, lb in zip(a.layers, b.layers):
         head_diff = int(np.sum(la.head_vector() != lb.head_vector()))
@@ -250,9 +393,30 @@ def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
 
 def pairwise_distances(masks: list[Mask], kind: str = "combined") -> np.ndarray:
     """(N, N) matrix of mask distances of the given kind ("heads", "channels" or "combined")."""
+    if not isinstance(kind, str) or kind not in DISTANCE_KINDS:
+        raise InvalidArgumentError(f"unknown distance {describe(kind)} for `kind`; choose one of {DISTANCE_KINDS}")
+    if isinstance(masks, (str, bytes, dict, Mask)) or not hasattr(masks, "__iter__"):
+        raise InvalidArgumentError(f"masks must be a list of Mask, got {describe(masks)}")
+    masks = [as_mask(m, f"masks[{i}]") for i, m in enumerate(masks)]
     n = len(masks)
     out = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
             out[i, j] = out[j, i] = mask_distance(masks[i], masks[j])[kind]
     return out
+
+
+def draw_mask(model: nn.Module | ModelGraph, ratio: float | None = None, *, head_ratio: float | None = None,
+              ffn_ratio: float | None = None, scope: str = "layerwise", criterion: str = "magnitude") -> Mask:
+    """The common case in one call: build the dependency graph of `model` (or take a ModelGraph), score it
+    with `criterion` and draw the mask at `ratio` (or `head_ratio` / `ffn_ratio`) in `scope`, with the
+    model's head dims. The model is not modified (an unprepared GPT-2 is refused: call prepare_model first,
+    before building the optimizer)."""
+    _check_scope(scope)
+    if ratio is None and (head_ratio is None or ffn_ratio is None):
+        raise InvalidRatioError("give `ratio`, or both `head_ratio` and `ffn_ratio`")
+    for name, value in (("ratio", ratio), ("head_ratio", head_ratio), ("ffn_ratio", ffn_ratio)):
+        if value is not None:
+            check_ratio(value, name)  # before the (slower) graph build
+    scores = score_model(as_graph(model, "model"), criterion)
+    return mask_from_scores(scores, ratio, head_ratio=head_ratio, ffn_ratio=ffn_ratio, scope=scope)

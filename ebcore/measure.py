@@ -44,6 +44,31 @@ def flops_per_sample(model: nn.Module, batch: dict) -> int:
     return int(counter.get_total_flops())
 
 
+def train_flops_per_sample(model: nn.Module, batch: dict) -> int:
+    """Training FLOPs for one sample: forward + backward (loss included), counted exactly by torch's
+    FlopCounterMode on an eager-attention copy of `model` (the optimizer update is not counted)."""
+    counted = copy.deepcopy(model).train()
+    with contextlib.suppress(Exception):
+        counted.set_attn_implementation("eager")
+    device = next(counted.parameters()).device
+    sample = _to(_first_rows(batch, 1), device)
+    with FlopCounterMode(display=False) as counter:
+        loss = counted(**sample).loss
+        loss.backward()
+    return int(counter.get_total_flops())
+
+
+def scored_weight_elements(model: nn.Module) -> int:
+    """Elements of the weights a scoring pass reads (q/k/v/o and fc1/fc2 of every block): a magnitude
+    pass costs about 2 FLOPs per element (square and add), a Taylor pass 3 (plus the product)."""
+    from .adapters import get_adapter
+    total = 0
+    for block in get_adapter(model).blocks(model):
+        for lin in (*block.qkv, block.o_proj, block.fc1, block.fc2):
+            total += lin.weight.numel()
+    return total
+
+
 def activation_bytes(model: nn.Module, batch: dict) -> int:
     """Bytes of the tensors autograd saves for backward in one training forward on `batch`."""
     device = next(model.parameters()).device

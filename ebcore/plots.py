@@ -34,7 +34,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import EngFormatter, PercentFormatter
+from matplotlib.ticker import EngFormatter, MaxNLocator, PercentFormatter
 
 __all__ = [
     "KIND_LABELS",
@@ -53,7 +53,7 @@ DPI = 150
 NO_DATA = "no data"
 KIND_ORDER = ("dense", "early_bird", "random", "late")
 KIND_LABELS = {"dense": "dense", "early_bird": "early-bird", "random": "random", "late": "late ticket"}
-_KIND_MARKERS = {"dense": "s", "early_bird": "o", "random": "X", "late": "^"}
+_KIND_MARKERS = {"dense": "s", "early_bird": "o", "random": "X", "late": "^", "oneshot": "v"}
 _TICKET_COLOR = "#d62728"
 _MAX_TICKS = 12
 
@@ -368,6 +368,7 @@ def distance_curves(records: pd.DataFrame, threshold: float | None = None, ax: A
     groups = _ratio_groups(frame)
     colors = dict(zip([k for k, _ in groups], sns.color_palette("colorblind", max(len(groups), 1))))
     star_x, star_y, star_c = [], [], []
+    notes: dict[float, tuple[float, str, list]] = {}
     for key, g in groups:
         valid = g[g["_y"].notna()]
         ax.plot(valid["_x"], valid["_y"], marker="o", ms=3.5, lw=1.6, color=colors[key],
@@ -378,9 +379,14 @@ def distance_curves(records: pd.DataFrame, threshold: float | None = None, ax: A
             star_y.append(y)
             star_c.append(colors[key])
             at = categories[int(row["_x"])] if categories else _fmt_at(row["at"])
-            ax.annotate(f"{xlabel} {at}", (row["_x"], y), xytext=(7, 9), textcoords="offset points",
-                        fontsize=8, color=colors[key], fontweight="bold", zorder=6,
-                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+            previous = notes.get(row["_x"])
+            notes[row["_x"]] = (max(y, previous[0]) if previous else y, at,
+                                (previous[2] if previous else []) + [colors[key]])
+    for x, (y, at, note_colors) in notes.items():  # one label per check, even when ratios share it
+        color = note_colors[0] if len(set(note_colors)) == 1 else "black"
+        ax.annotate(f"{xlabel} {at}", (x, y), xytext=(7, 9), textcoords="offset points",
+                    fontsize=8, color=color, fontweight="bold", zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
     if threshold is not None:
         ax.axhline(threshold, ls="--", lw=1.2, color="0.35", label=f"threshold = {threshold:g}",
                    gid="threshold")
@@ -401,6 +407,8 @@ def distance_curves(records: pd.DataFrame, threshold: float | None = None, ax: A
     if categories:
         step = _tick_step(len(categories))
         ax.set_xticks(range(0, len(categories), step), categories[::step])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no half epochs or half steps
     ax.set_xlabel(xlabel)
     ax.set_ylabel(_DISTANCE_COLUMNS[column])
     handles, names = ax.get_legend_handles_labels()
@@ -447,6 +455,7 @@ def accuracy_curves(curves: pd.DataFrame, ax: Axes | None = None, title: str = "
             style = dict(color=next(palette), lw=1.6, ls=_line_style(run), zorder=3)
         ax.plot(g["_x"], g["_y"], marker="o" if len(g) == 1 else None, label=run, **style)
     _percent_axis(ax, _is_fraction(frame["_y"]))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend(loc="lower right", fontsize=9, framealpha=0.9)
@@ -600,4 +609,104 @@ def memory_time_bars(table: pd.DataFrame, ax: Sequence[Axes] | None = None, titl
     axes[1].axvline(1.0, ls=":", lw=1.0, color="0.4", gid="dense_time")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+# --- multi-seed figures ---------------------------------------------------------------------------
+
+def _seed_points(table: pd.DataFrame, value: str) -> pd.DataFrame:
+    frame = table.assign(_y=_numeric(table[value]), run=table["run"].astype(str), kind=table["kind"].astype(str))
+    return frame[frame["_y"].notna()]
+
+
+def accuracy_by_run(table: pd.DataFrame, ax: Axes | None = None, title: str = "") -> Figure:
+    """Test accuracy of every run: one dot per seed, the mean with its 95 % t-interval as a bar, and the
+    dense mean as a vertical line. `table`: columns `run`, `kind`, `seed`, `test_accuracy`. The x axis
+    spans the data and the intervals (not a zoom that hides them)."""
+    from .stats import summarize
+    if table is None or len(table) == 0:
+        return _no_data(ax, title)
+    _require_columns(table, ["run", "kind", "test_accuracy"], "accuracy_by_run")
+    frame = _seed_points(table, "test_accuracy")
+    if frame.empty:
+        return _no_data(ax, title)
+    runs = list(dict.fromkeys(frame["run"]))
+    fig, ax = _figure_and_axes(ax, (7.4, 0.45 * len(runs) + 1.6))
+    colors = _kind_colors(_ordered_kinds(frame["kind"]))
+    for i, run in enumerate(runs):
+        g = frame[frame["run"] == run]
+        color = colors[g["kind"].iloc[0]]
+        jitter = np.linspace(-0.12, 0.12, len(g)) if len(g) > 1 else np.zeros(1)
+        ax.scatter(100 * g["_y"], i + jitter, s=22, color=color, alpha=0.7, zorder=3, edgecolors="none")
+        s = summarize(g["_y"])
+        if s.n >= 2:
+            ax.errorbar(100 * s.mean, i, xerr=100 * s.half_width, fmt="|", color="black", ms=14, capsize=4,
+                        lw=1.4, zorder=4)
+        else:
+            ax.scatter(100 * s.mean, i, marker="|", s=200, color="black", zorder=4)
+        if run == "dense":
+            ax.axvline(100 * s.mean, color="black", lw=0.8, ls=":", zorder=1)
+    ax.set_yticks(range(len(runs)), runs)
+    ax.invert_yaxis()
+    ax.set_xlabel("test accuracy (%): dots = seeds, bar = mean ± 95% CI")
+    ax.set_title(title)
+    return fig
+
+
+def accuracy_vs_cost(table: pd.DataFrame, ax: Axes | None = None, title: str = "") -> Figure:
+    """Test accuracy against total training FLOPs relative to dense (search + retraining): one small dot
+    per seed and a large marker per run at the mean, with 95 % CIs as error bars."""
+    from .stats import summarize
+    if table is None or len(table) == 0:
+        return _no_data(ax, title)
+    _require_columns(table, ["run", "kind", "test_accuracy", "flops_rel_dense"], "accuracy_vs_cost")
+    frame = _seed_points(table, "test_accuracy").assign(_x=lambda f: _numeric(f["flops_rel_dense"]))
+    frame = frame[frame["_x"].notna()]
+    if frame.empty:
+        return _no_data(ax, title)
+    fig, ax = _figure_and_axes(ax, (7.2, 4.6))
+    kinds = _ordered_kinds(frame["kind"])
+    colors = _kind_colors(kinds)
+    ax.axvline(1.0, ls=":", lw=1.0, color="0.5", zorder=1)
+    span = max(float(frame["_x"].max() - frame["_x"].min()), 0.05)
+    dodge = {k: (i - (len(kinds) - 1) / 2) * 0.012 * span for i, k in enumerate(kinds)}
+    frame = frame.assign(_x=frame["_x"] + frame["kind"].map(dodge))
+    for run, g in frame.groupby("run", sort=False):
+        kind = g["kind"].iloc[0]
+        ax.scatter(g["_x"], 100 * g["_y"], s=14, color=colors[kind], alpha=0.45, zorder=2, edgecolors="none")
+        sx, sy = summarize(g["_x"]), summarize(g["_y"])
+        xerr = None if sx.n < 2 else sx.half_width
+        yerr = None if sy.n < 2 else 100 * sy.half_width
+        ax.errorbar(sx.mean, 100 * sy.mean, xerr=xerr, yerr=yerr, fmt=_KIND_MARKERS.get(kind, "D"), ms=8,
+                    color=colors[kind], mec="white", capsize=3, lw=1.0, zorder=3, label=run)
+    ax.set_xlabel("total training FLOPs / dense (search + retraining; kinds dodged slightly to stay visible)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best", frameon=True)
+    return fig
+
+
+def cost_bars(table: pd.DataFrame, ax: Sequence[Axes] | None = None, title: str = "") -> Figure:
+    """Three panels, mean over seeds per run: parameters, total training FLOPs and measured training memory,
+    each relative to dense. `table`: columns `run`, `param_ratio`, `flops_rel_dense`, `memory_ratio`."""
+    if table is None or len(table) == 0:
+        return _no_data(None, title)
+    columns = {"param_ratio": "parameters / dense", "flops_rel_dense": "training FLOPs / dense",
+               "memory_ratio": "training memory / dense"}
+    _require_columns(table, ["run", *columns], "cost_bars")
+    means = table.groupby("run", sort=False)[list(columns)].mean()
+    if ax is None:
+        fig, axes = _new_figure(3, figsize=(13.5, 0.35 * len(means) + 2.0))
+    else:
+        axes = list(np.ravel(ax))
+        fig = axes[0].figure
+    for a, (col, label) in zip(axes, columns.items()):
+        sns.barplot(x=means[col].to_numpy(), y=list(means.index), ax=a, color="tab:blue", orient="h")
+        a.axvline(1.0, color="black", lw=0.8, ls=":")
+        a.set_xlabel(label)
+        for i, v in enumerate(means[col]):
+            a.annotate(f"{v:.2f}", (v, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    for a in axes[1:]:
+        a.set_yticklabels([])
+    fig.suptitle(title or "cost relative to dense (mean over seeds)")
     return fig

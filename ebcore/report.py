@@ -14,14 +14,10 @@ import numpy as np
 import pandas as pd
 
 from . import plots
-from .experiment import ExperimentResult
+from .experiment import ExperimentConfig, ExperimentResult
+from .stats import paired_difference, summarize
+from .verdicts import claim_verdicts
 
-# The study's published test accuracies (%), CIFAR-10 from scratch: dense / p = 0.1 / p = 0.3.
-STUDY_ACCURACY = {
-    "vit": {0.0: 85.11, 0.1: 84.3, 0.3: 82.05},
-    "swin": {0.0: 89.5, 0.1: 89.54, 0.3: 88.95},
-}
-STUDY_TICKET_EPOCH = 20  # "ticket found around epoch 20" (vision)
 NOTEBOOKS = {"vit": "vit", "swin": "swin", "gpt2": "gpt2", "roberta": "roberta", "bert": "bert_finetune"}
 
 
@@ -34,30 +30,84 @@ def find_project_root(start: str | Path | None = None) -> Path:
     return here
 
 
+def _mean(values) -> float:
+    v = pd.to_numeric(pd.Series(list(values)), errors="coerce").dropna()
+    return float(v.mean()) if len(v) else float("nan")
+
+
 def summary_table(result: ExperimentResult) -> pd.DataFrame:
-    """Dense vs tickets vs controls, with the study's accuracy where it published one."""
+    """One row per run, aggregated over seeds: test accuracy mean, sd and 95 % CI, ticket epochs (mean and
+    range), costs (exact training FLOPs relative to dense first; wall time last, as a noisy secondary)."""
     t = result.table
-    ref = STUDY_ACCURACY.get(result.config.family, {})
-    out = pd.DataFrame({
-        "run": t["run"],
-        "ratio": t["ratio"],
-        "ticket epoch (consecutive)": t["ticket_epoch_consecutive"].astype(float).round(2),
-        f"ticket epoch (window {result.config.window})": t["ticket_epoch_window"].astype(float).round(2),
-        "ticket found": t["ticket_found"],
-        "test acc %": (100 * t["test_accuracy"]).round(2),
-        "best val acc %": (100 * t["best_val_accuracy"]).round(2),
-        "params (M)": (t["params"] / 1e6).round(3),
-        "params ratio": t["param_ratio"].round(3),
-        "FLOPs ratio": t["flops_ratio"].round(3),
-        "train memory (MB)": (t["train_memory_bytes"] / 2**20).round(1),
-        "time vs dense": t["time_rel_dense"].round(3),
-        "disk (MB)": (t["disk_bytes"] / 2**20).round(2),
-    })
-    if ref:
-        study = [ref.get(0.0 if k == "dense" else r) if k in ("dense", "early_bird") else None
-                 for k, r in zip(t["kind"], t["ratio"])]
-        out["study acc % (CIFAR-10)"] = study
-    return out
+    rows = []
+    for run, g in t.groupby("run", sort=False):
+        acc = summarize(g["test_accuracy"])
+        te = pd.to_numeric(g["ticket_epoch"], errors="coerce").dropna()
+        first = g.iloc[0]
+        rows.append({
+            "run": run, "ratio": first["ratio"], "seeds": acc.n,
+            "test acc % (mean)": round(100 * acc.mean, 2),
+            "sd": round(100 * acc.sd, 2) if acc.n > 1 else None,
+            "95% CI": f"[{100 * acc.lo:.2f}, {100 * acc.hi:.2f}]" if acc.n > 1 else "",
+            "ticket epoch (mean, range)": (f"{te.mean():.1f} ({te.min():g}–{te.max():g})" if len(te) else ""),
+            "tickets found": (f"{int(g['ticket_found'].fillna(False).astype(bool).sum())}/{len(g)}"
+                              if first["kind"] == "early_bird" else ""),
+            "params ratio": round(_mean(g["param_ratio"]), 3),
+            "FLOPs/sample ratio": round(_mean(g["flops_ratio"]), 3),
+            "training FLOPs vs dense": round(_mean(g["flops_rel_dense"]), 3),
+            "train memory (MB)": round(_mean(g["train_memory_bytes"]) / 2**20, 1),
+            "wall time vs dense": round(_mean(g["time_rel_dense"]), 2),
+        })
+    return pd.DataFrame(rows)
+
+
+def paired_table(result: ExperimentResult) -> pd.DataFrame:
+    """Per-seed paired differences of test accuracy (points) with 95 % CIs: every ticket against dense,
+    and every control against the ticket of the same mode and ratio."""
+    t = result.table
+    acc = lambda rows: dict(zip(rows["seed"].astype(int), rows["test_accuracy"].astype(float)))  # noqa: E731
+    dense = acc(t[t["kind"] == "dense"])
+    rows = []
+    eb = t[t["kind"] == "early_bird"]
+    for (mode, ratio), g in eb.groupby(["mode", "ratio"], sort=False):
+        pairs = [("dense", dense)]
+        for control in ("random", "late", "oneshot"):
+            c = t[(t["kind"] == control) & (t["ratio"].round(6) == round(ratio, 6))]
+            same_mode = c[c["mode"] == mode]
+            c = same_mode if not same_mode.empty else c
+            if not c.empty:
+                pairs.append((f"{control} {c['mode'].iloc[0]}", acc(c)))
+        for other, values in pairs:
+            d = paired_difference(acc(g), values)
+            rows.append({"comparison": f"EB {mode} p={ratio:g} − {other}", "seeds": d.n,
+                         "mean Δ (pts)": round(100 * d.mean, 2),
+                         "95% CI (pts)": f"[{100 * d.lo:+.2f}, {100 * d.hi:+.2f}]" if d.n > 1 else "n=1: none",
+                         "interval": ("above 0" if d.lo > 0 else "below 0" if d.hi < 0 else "includes 0")
+                         if d.n > 1 else "no interval"})
+    return pd.DataFrame(rows)
+
+
+def verdict_table(result: ExperimentResult) -> pd.DataFrame:
+    """One row per claim of the study, with the rule that decided its verdict (ebcore.verdicts)."""
+    cfg = result.config
+    return claim_verdicts(result.table, cfg.family, cfg.headline_mode, cfg.spec().train["epochs"])
+
+
+def interpretation(result: ExperimentResult) -> str:
+    """A few sentences generated from the verdicts: what came out, in words."""
+    v = verdict_table(result)
+    counts = v["verdict"].value_counts()
+    cfg = result.config
+    lines = [f"**{cfg.family}, {cfg.profile} profile, seeds {list(result.seeds)}, headline retrain mode "
+             f"`{cfg.headline_mode}`:** " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
+    for _, row in v.iterrows():
+        lines.append(f"- {row['claim']}: **{row['verdict']}** — ours: {row['ours (mean ± 95% CI)']}.")
+    n = len(result.seeds)
+    if n < 3:
+        lines.append(f"- With {n} seed(s) the intervals are wide or missing: treat every verdict as provisional.")
+    lines.append("- *Inconclusive* means the 95 % interval straddles the claim's boundary: the data cannot "
+                 "tell, which is a result, not a failure.")
+    return "\n".join(lines)
 
 
 def _to_markdown(frame: pd.DataFrame) -> str:
@@ -72,51 +122,84 @@ def _to_markdown(frame: pd.DataFrame) -> str:
 
 
 def make_figures(result: ExperimentResult) -> dict:
-    """The notebook's figures: distance heatmaps and curves, accuracy curves, accuracy vs time/ratio.
+    """The notebook's figures: distance heatmaps and curves (first seed), accuracy curves (first seed),
+    accuracy per run with every seed and its CI, accuracy vs training FLOPs, accuracy vs ratio, costs.
 
     Epoch checks are labelled by epochs completed (the check after the first epoch is epoch 1), as
     the table's ticket epochs are; step checks by their step.
     """
-    cfg, det = result.config, result.detectors["consecutive"]
+    cfg = result.config
+    seed = result.seeds[0]
+    det = result.detectors[seed]["consecutive"]
     by_epoch = not cfg.effective_check_every
     shift = 1 if by_epoch else 0
     labels = [rec.at + shift for rec in det.history]
     tickets = {r: (det.ticket(r).check_index if det.ticket(r) else None) for r in cfg.ratios}
     records = pd.DataFrame(det.records()).assign(at=lambda f: f["at"] + shift)
-    curves = result.curves.assign(epoch=lambda f: f["epoch"] + 1)
-    title = f"{cfg.family} ({cfg.profile})"
+    curves = result.curves[result.curves["seed"] == seed].assign(epoch=lambda f: f["epoch"] + 1)
+    data = cfg.spec().data["dataset"].replace("_", "-")
+    title = f"{cfg.family} on {data} ({cfg.profile} profile)"
     unit = "epoch" if by_epoch else "step"
-    ref = STUDY_ACCURACY.get(cfg.family)
     table = result.table.copy()
+    headline = table[table["mode"].isin([cfg.headline_mode, "dense"])]
+    seeds = f"{len(result.seeds)} seed{'s' if len(result.seeds) > 1 else ''}"
     return {
-        "mask_distance_heatmaps": plots.distance_heatmaps({r: det.pairwise(r) for r in cfg.ratios}, labels, tickets,
-                                                          title_prefix=title, axis_label=unit),
+        "mask_distance_heatmaps": plots.distance_heatmaps(
+            {r: det.pairwise(r) for r in cfg.ratios}, labels, tickets,
+            title_prefix=f"{title}, seed {seed}", axis_label=unit),
         "mask_distance_curves": plots.distance_curves(
-            records, threshold=det.threshold, title=f"{title}: consecutive mask distance", xlabel=unit),
-        "accuracy_curves": plots.accuracy_curves(curves, title=f"{title}: validation accuracy"),
-        "accuracy_vs_time": plots.accuracy_vs_time(table, title=f"{title}: accuracy vs training time"),
+            records, threshold=det.threshold, title=f"{title}: consecutive mask distance, seed {seed}", xlabel=unit),
+        "accuracy_curves": plots.accuracy_curves(curves, title=f"{title}: validation accuracy, seed {seed}"),
+        "accuracy_by_run": plots.accuracy_by_run(table, title=f"{title}: test accuracy per run ({seeds})"),
+        "accuracy_vs_cost": plots.accuracy_vs_cost(table, title=f"{title}: accuracy vs training FLOPs ({seeds})"),
         "accuracy_vs_ratio": plots.accuracy_vs_ratio(
-            table, title=f"{title}: accuracy vs pruning ratio",
-            reference={k: v / 100 for k, v in ref.items()} if ref else None),
-        "params_and_time": plots.memory_time_bars(table),
+            headline, title=f"{title}: accuracy vs pruning ratio, mode {cfg.headline_mode} (ours; seed range shaded)"),
+        "cost_bars": plots.cost_bars(table, title=f"{title}: parameters, training FLOPs and memory vs dense"),
     }
 
 
 def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict) -> dict[str, Path]:
-    """summary.csv, summary.md and one PNG per figure under the experiment's results folder."""
+    """summary.csv, paired.csv, verdicts.csv, summary.md and one PNG per figure under the results folder."""
     out = result.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"summary_csv": out / "summary.csv", "summary_md": out / "summary.md"}
+    paths = {"summary_csv": out / "summary.csv", "summary_md": out / "summary.md",
+             "paired_csv": out / "paired.csv", "verdicts_csv": out / "verdicts.csv"}
     summary.to_csv(paths["summary_csv"], index=False)
+    paired, verdicts = paired_table(result), verdict_table(result)
+    paired.to_csv(paths["paired_csv"], index=False)
+    verdicts.to_csv(paths["verdicts_csv"], index=False)
     cfg = result.config
+    spec = cfg.spec()
+    test_size = int(result.table["test_size"].iloc[0])
+    p = float(result.table.loc[result.table["kind"] == "dense", "test_accuracy"].mean())
+    se = 100 * np.sqrt(p * (1 - p) / test_size)
     head = (f"### {cfg.family} ({cfg.profile} profile)\n\n"
-            f"Data: {cfg.spec().data['dataset']}, {cfg.spec().data['train']} training samples, "
-            f"{cfg.spec().train['epochs']} epochs; threshold {cfg.effective_threshold}, ratios {list(cfg.ratios)}, "
-            f"retrain modes {list(cfg.effective_modes)}, seed {cfg.seed}. Memory: {result.table['memory_kind'].iloc[0]}.\n\n")
-    paths["summary_md"].write_text(head + _to_markdown(summary))
+            f"Data: {spec.data['dataset']}, {int(result.table['samples_seen'].iloc[0]) // spec.train['epochs']} "
+            f"training samples, {test_size} test samples (one accuracy's standard error ≈ {se:.2f} pts), "
+            f"{spec.train['epochs']} epochs; seeds {list(result.seeds)}; threshold {cfg.effective_threshold}, "
+            f"criterion {cfg.effective_criterion}, ratios {list(cfg.ratios)}, retrain modes "
+            f"{list(cfg.effective_modes)}, controls {list(cfg.effective_controls)} at {list(cfg.control_ratios)}. "
+            f"Training FLOPs: forward + backward per sample (counted) × samples, plus scoring passes; a ticket "
+            f"pays the dense training until it appeared. Memory: {result.table['memory_kind'].iloc[0]}.\n\n")
+    text = (head + _to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
+            + _to_markdown(paired) + "\n**Verdicts** (computed from the table above by `ebcore.verdicts`):\n\n"
+            + _to_markdown(verdicts) + "\n" + interpretation(result) + "\n")
+    paths["summary_md"].write_text(text)
     for name, fig in figures.items():
         paths[name] = plots.save_figure(fig, out / f"{name}.png")
     return paths
+
+
+def notebook_config(params: dict) -> ExperimentConfig:
+    """The experiment config of a notebook's parameters (its globals): every config field is a parameter;
+    `results_dir` / `runs_dir` left as None resolve to the project's `results/` and `runs/`."""
+    root = find_project_root()
+    names = ExperimentConfig.parameter_names()
+    chosen = {k: params[k] for k in names if k in params}
+    for key, default in (("results_dir", "results"), ("runs_dir", "runs")):
+        if chosen.get(key) is None:
+            chosen[key] = str(root / default)
+    return ExperimentConfig.from_params(chosen)
 
 
 def run_and_report(config) -> dict[str, Path]:

@@ -5,6 +5,10 @@ q/k/v/o or fc1/fc2, or a result whose weights are not the kept slices of the old
 
     with soft_masked(model, mask):  dense_out = model(**batch)    # pruned units zeroed
     report = prune_model(model, mask)                             # in place; rebuild the optimizer!
+
+Pruning replaces the pruned layers' parameters (Torch-Pruning builds new ones); each new parameter gets
+back the old one's `requires_grad` and Python attributes, so frozen layers stay frozen. Soft masking only
+adds hooks: it works on an unprepared GPT-2 (Conv1D) without converting it.
 """
 from __future__ import annotations
 
@@ -17,13 +21,15 @@ import torch
 from torch import nn
 
 from .adapters import BlockSpec, get_adapter, prepare_model
-from .errors import MaskMismatchError, PruningError
+from .errors import InvalidArgumentError, MaskMismatchError, PruningError, UnsupportedModelError, describe
 from .graph import ModelGraph, head_channels
-from .masks import LayerMask, Mask
+from .masks import LayerMask, Mask, as_mask
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of distinct parameters (tied weights counted once)."""
+    if not isinstance(model, nn.Module):
+        raise UnsupportedModelError(f"model must be a torch.nn.Module, got {describe(model)}")
     seen, total = set(), 0
     for p in model.parameters():
         if id(p) not in seen:
@@ -38,6 +44,29 @@ def _check_fits(blocks: list[BlockSpec], mask: Mask) -> None:
         raise MaskMismatchError(
             f"the mask was drawn on a model with (heads, channels) per layer {mask.structure}, but this model has "
             f"{current}; draw the mask on this model (masks index the model as it is now).")
+    dims = [b.head_dim for b in blocks]
+    if dims != mask.head_dims:
+        raise MaskMismatchError(
+            f"the mask's head dims {mask.head_dims} differ from this model's head dims {dims}; draw the mask with "
+            "ebcore.draw_mask(model, ratio) (or score_model + mask_from_scores), which record the model's head dims.")
+
+
+def _snapshot_parameter_state(model: nn.Module) -> dict[str, tuple[bool, dict]]:
+    """requires_grad and Python attributes of every parameter, by name."""
+    return {name: (p.requires_grad, dict(vars(p))) for name, p in model.named_parameters(remove_duplicate=False)}
+
+
+def _restore_parameter_state(model: nn.Module, state: dict[str, tuple[bool, dict]]) -> None:
+    """Give parameters rebuilt by pruning (new nn.Parameter objects) their old flags and attributes back."""
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if name not in state:
+            continue
+        requires_grad, attrs = state[name]
+        if p.requires_grad != requires_grad:
+            p.requires_grad_(requires_grad)
+        for key, value in attrs.items():
+            if key not in vars(p):
+                setattr(p, key, value)
 
 
 # --- soft masking ---------------------------------------------------------------------------------
@@ -53,10 +82,11 @@ def apply_soft_mask(model: nn.Module, mask: Mask) -> list[torch.utils.hooks.Remo
     """Zero the inputs of o_proj / fc2 that belong to pruned heads / channels. Returns hook handles.
 
     Zeroing o_proj's input channels of a head is exactly removing that head; same for an FFN channel
-    and fc2. GPT-2 is converted to nn.Linear in place first (exact).
+    and fc2. The model is not modified otherwise (an unprepared GPT-2 keeps its Conv1D layers: the hooks
+    act on their inputs the same way).
     """
-    prepare_model(model)
-    blocks = get_adapter(model).blocks(model)
+    mask = as_mask(mask)
+    blocks = get_adapter(model).blocks(model, allow_conv1d=True)
     _check_fits(blocks, mask)
     handles = []
     for block, lm in zip(blocks, mask.layers):
@@ -71,7 +101,7 @@ def apply_soft_mask(model: nn.Module, mask: Mask) -> list[torch.utils.hooks.Remo
 
 @contextmanager
 def soft_masked(model: nn.Module, mask: Mask) -> Iterator[nn.Module]:
-    """Context in which `model` computes as if `mask` had been applied."""
+    """Context in which `model` computes as if `mask` had been applied (hooks removed on exit)."""
     handles = apply_soft_mask(model, mask)
     try:
         yield model
@@ -178,13 +208,24 @@ def prune_model(model: nn.Module, mask: Mask, verify: bool = True) -> PruneRepor
     The model keeps its hidden size, embeddings and classifier. After it, rebuild the optimizer (the
     pruned layers are new parameters). Raises MaskMismatchError if the mask was drawn on another
     structure, InvalidRatioError if it empties a layer, PruningError if the result is not the mask.
+    Every parameter keeps its requires_grad (frozen layers stay frozen) and its Python attributes.
     """
+    with torch.inference_mode(False):  # new parameters made under inference mode could never be trained
+        return _prune_model(model, mask, verify)
+
+
+def _prune_model(model: nn.Module, mask: Mask, verify: bool) -> PruneReport:
     start = time.perf_counter()
+    get_adapter(model)
+    mask = as_mask(mask)
+    if not isinstance(verify, bool):
+        raise InvalidArgumentError(f"verify must be True or False, got {describe(verify)}")
     mask.check_not_empty()
     graph = ModelGraph.build(model)  # a fresh graph: index mappings must match the current structure
     _check_fits(graph.blocks, mask)
     before = graph.structure()
     params_before = count_parameters(model)
+    param_state = _snapshot_parameter_state(model)
     snapshots = _snapshot(graph.blocks) if verify else None
     for block, lm in zip(graph.blocks, mask.layers):
         num_heads = block.num_heads
@@ -202,6 +243,7 @@ def prune_model(model: nn.Module, mask: Mask, verify: bool = True) -> PruneRepor
             group = graph.ffn_group(block, idxs)
             _check_group(graph, group, {(block.fc2, False): idxs, (block.fc1, True): idxs}, f"{block.name} FFN")
             group.prune()
+    _restore_parameter_state(model, param_state)
     if verify:
         for block, lm, snap, (h, _) in zip(graph.blocks, mask.layers, snapshots, before):
             _verify_block(block, lm, snap, h)
@@ -216,6 +258,11 @@ def shrink_to_structure(model: nn.Module, structure: list[tuple[int, int]]) -> P
     """
     prepare_model(model)
     blocks = get_adapter(model).blocks(model)
+    if not isinstance(structure, (list, tuple)) or not all(
+            isinstance(t, (list, tuple)) and len(t) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                for v in t) for t in structure):
+        raise InvalidArgumentError(f"structure must be a list of (heads, channels) integer pairs, one per layer, got "
+                                   f"{describe(structure)}")
     if len(structure) != len(blocks):
         raise MaskMismatchError(f"structure has {len(structure)} layers, the model has {len(blocks)}")
     layers = []

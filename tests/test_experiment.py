@@ -16,8 +16,8 @@ def test_ci_pipeline_table_is_sane(ci_results, family):
     res = ci_results[family]
     t = res.table
     assert list(t.columns) == TABLE_COLUMNS
-    modes = res.config.effective_modes
-    assert len(t) == 1 + len(modes) * (3 + 2)  # dense, tickets at 3 ratios, 2 controls at p=0.3
+    modes, controls = res.config.effective_modes, res.config.effective_controls
+    assert len(t) == 1 + len(modes) * 3 + len(controls) * len(modes)  # dense, tickets at 3 ratios, controls at 0.3
     dense = t[t.kind == "dense"].iloc[0]
     pruned = t[t.kind != "dense"]
     assert (pruned.params < dense.params).all() and (pruned.param_ratio < 1).all()
@@ -27,6 +27,7 @@ def test_ci_pipeline_table_is_sane(ci_results, family):
     budget = res.config.spec().train["epochs"]
     assert eb.ticket_epoch.between(0, budget).all(), "the ticket lies within the training budget"
     assert (eb.time_rel_dense > 0).all() and dense.time_rel_dense == 1.0
+    assert dense.flops_rel_dense == 1.0 and (t.total_flops >= t.train_flops).all()
     assert sorted(eb.ratio) == [0.1, 0.3, 0.5]
     assert (t.disk_bytes > 0).all() and (pruned.disk_bytes < dense.disk_bytes).all()
     # Written next to the notebooks' figures:
@@ -68,7 +69,7 @@ def test_interrupted_dense_run_resumes_to_the_same_ticket(tmp_path, monkeypatch)
     resumed = run_experiment(ExperimentConfig(**cfg, runs_dir=str(tmp_path / "b")))
     cols = ["run", "ticket_epoch", "test_accuracy", "test_loss", "params"]
     pd.testing.assert_frame_equal(resumed.table[cols], whole.table[cols])
-    assert resumed.detectors["consecutive"].state_dict() == whole.detectors["consecutive"].state_dict()
+    assert resumed.detectors[0]["consecutive"].state_dict() == whole.detectors[0]["consecutive"].state_dict()
 
 
 def test_missing_data_set_names_the_package(tmp_path, monkeypatch):
@@ -91,6 +92,8 @@ def test_paper_profile_offline_is_a_clear_error(tmp_path, monkeypatch, family, o
     ({"family": "t5"}, "unknown model family"), ({"family": "vit", "profile": "huge"}, "unknown profile"),
     ({"family": "vit", "ratios": (0.3, 1.2)}, r"\[0, 1\)"), ({"family": "vit", "modes": ("prune",)}, "retrain mode"),
     ({"family": "vit", "rule": "best"}, "rule"), ({"family": "vit", "controls": ("magic",)}, "control"),
+    ({"family": "vit", "seeds": (0, 0)}, "seeds"), ({"family": "vit", "seeds": ("a",)}, "seeds"),
+    ({"family": "vit", "modes": ("finetune",)}, "pretrained"), ({"family": "vit", "workers": 0}, "workers"),
 ])
 def test_bad_experiment_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -120,5 +123,49 @@ def test_continue_mode_trains_the_ticket_weights_for_the_rest_of_the_budget(tmp_
     assert eb.ticket_found and eb.ticket_epoch == 2  # threshold 1.0: the first full window (2 checks)
     assert eb.epochs_trained == 4 - 2
     assert eb.time_rel_dense < 1, "continuing from the ticket costs less than the dense run"
-    dense_dir = next((tmp_path / "runs" / "vit" / "ci").glob("dense-*"))
+    dense_dir = next((tmp_path / "runs" / "vit" / "ci" / "seed0").glob("dense-*"))
     assert (dense_dir / "tickets" / "ticket-0.3.safetensors").is_file()
+    # Exact FLOPs: the ticket pays 2 epochs of dense training plus 2 scoring passes, then 2 pruned epochs;
+    # the random control starts from the same weights, so it pays the same search.
+    dense = res.table[res.table.kind == "dense"].iloc[0]
+    n = dense.samples_seen // 4
+    assert dense.train_flops == 4 * n * dense.train_flops_per_sample
+    scoring = (dense.total_flops - dense.train_flops) / 4  # 4 checks (one per epoch)
+    assert eb.search_flops == 2 * n * dense.train_flops_per_sample + 2 * scoring
+    assert eb.train_flops == 2 * n * eb.train_flops_per_sample
+    assert eb.total_flops == eb.search_flops + eb.train_flops
+    assert eb.flops_rel_dense == pytest.approx(eb.total_flops / dense.total_flops)
+    rnd = res.table[res.table.kind == "random"].iloc[0]
+    assert rnd.search_flops == eb.search_flops and rnd.flops_rel_dense == pytest.approx(eb.flops_rel_dense)
+    assert eb.train_flops_per_sample < dense.train_flops_per_sample
+
+
+def test_seeds_never_share_run_folders_or_result_files(tmp_path):
+    cfg = dict(family="vit", profile="ci", epochs=2, ratios=(0.3,), controls=("late",), modes=("scratch",),
+               runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "r"))
+    both = run_experiment(ExperimentConfig(**cfg, seeds=(0, 1)))
+    assert sorted(p.name for p in (tmp_path / "runs" / "vit" / "ci").iterdir()) == ["seed0", "seed1"]
+    assert set(both.table.seed) == {0, 1} and len(both.table) == 2 * 3
+    seed1 = pd.read_csv(both.out_dir / "table-seed1.csv")
+    # A later call for seed 0 alone reuses its runs and leaves seed 1's result file as it was.
+    alone = run_experiment(ExperimentConfig(**cfg, seeds=(0,)))
+    pd.testing.assert_frame_equal(pd.read_csv(alone.out_dir / "table-seed1.csv"), seed1)
+    pd.testing.assert_frame_equal(alone.table, both.table[both.table.seed == 0].reset_index(drop=True))
+    # Scratch mode: the late control pays the whole dense run; nothing else pays for a search.
+    t = both.table
+    late, dense = t[(t.kind == "late") & (t.seed == 0)].iloc[0], t[(t.kind == "dense") & (t.seed == 0)].iloc[0]
+    assert late.search_flops == dense.total_flops and late.flops_rel_dense > 1
+    eb = t[(t.kind == "early_bird") & (t.seed == 0)].iloc[0]
+    assert eb.search_flops > 0  # the ticket was found by watching the dense run
+
+
+def test_one_shot_control_and_taylor_criterion(tmp_path):
+    cfg = ExperimentConfig("bert", profile="ci", ratios=(0.3,), seeds=(0,), runs_dir=str(tmp_path / "runs"),
+                           results_dir=str(tmp_path / "r"))
+    assert cfg.effective_criterion == "taylor" and "oneshot" in cfg.effective_controls
+    res = run_experiment(cfg)
+    one = res.table[res.table.kind == "oneshot"].iloc[0]
+    assert one["mode"] == "finetune" and one.epochs_trained == cfg.spec().train["epochs"]
+    assert 0 < one.search_flops < 1e9  # one scoring pass, no training
+    det = res.detectors[0]["consecutive"]
+    assert det.criterion == "taylor" and len(det.history) >= 2

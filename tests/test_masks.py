@@ -12,7 +12,7 @@ from ebcore.scores import LayerScores, Scores
 
 def scores_of(*layers):
     return Scores([LayerScores(torch.tensor(h, dtype=torch.float), torch.tensor(c, dtype=torch.float))
-                   for h, c in layers], criterion="test")
+                   for h, c in layers], criterion="test", head_dims=[4] * len(layers))
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, float("nan"), "a lot", None])
@@ -78,7 +78,7 @@ def test_distance_is_normalized_hamming():
 
 
 def test_pairwise_matrix_is_symmetric_with_zero_diagonal():
-    masks = [eb.random_mask([(4, 16), (6, 16)], 0.5, seed=i) for i in range(5)]
+    masks = [eb.random_mask([(4, 16, 8), (6, 16, 4)], 0.5, seed=i) for i in range(5)]
     m = eb.pairwise_distances(masks)
     assert m.shape == (5, 5)
     assert np.allclose(m, m.T) and np.all(np.diag(m) == 0)
@@ -118,7 +118,7 @@ def test_bad_layer_masks():
 
 
 def test_random_mask_is_seeded():
-    a = eb.random_mask([(6, 40)], 0.3, seed=1)
-    assert a == eb.random_mask([(6, 40)], 0.3, seed=1)
-    assert a != eb.random_mask([(6, 40)], 0.3, seed=2)
+    a = eb.random_mask([(6, 40, 8)], 0.3, seed=1)
+    assert a == eb.random_mask([(6, 40, 8)], 0.3, seed=1)
+    assert a != eb.random_mask([(6, 40, 8)], 0.3, seed=2)
     assert a.kept_structure == [(4, 28)]

@@ -319,3 +319,39 @@ def test_memory_time_bars_given_axes_and_edge_cases():
     assert _is_no_data(plots.memory_time_bars(_table().iloc[:0]))
     with pytest.raises(ValueError):
         plots.memory_time_bars(_table(), ax=axes[0])
+
+
+def test_tickets_at_the_same_check_get_one_label_and_integer_ticks():
+    records = pd.DataFrame({"at": [1, 2, 3, 4] * 2, "ratio": [0.1] * 4 + [0.3] * 4,
+                            "consecutive_distance": [None, 0.2, 0.05, 0.01] * 2,
+                            "is_ticket": [False, False, True, False] * 2})
+    fig = plots.distance_curves(records, threshold=0.1)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels.count("epoch 3") == 1, labels
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+
+
+def _seed_table():
+    rows = []
+    for seed in range(3):
+        for run, kind, ratio, acc, cost in (("dense", "dense", 0.0, 0.85, 1.0),
+                                            ("early-bird continue p=0.3", "early_bird", 0.3, 0.84, 0.8),
+                                            ("random continue p=0.3", "random", 0.3, 0.84, 0.8)):
+            rows.append(dict(seed=seed, run=run, kind=kind, ratio=ratio, test_accuracy=acc + 0.005 * seed,
+                             flops_rel_dense=cost, param_ratio=cost, memory_ratio=cost))
+    return pd.DataFrame(rows)
+
+
+def test_seed_figures_show_every_seed_and_intervals():
+    t = _seed_table()
+    fig = plots.accuracy_by_run(t, title="x")
+    ax = fig.axes[0]
+    assert sum(len(c.get_offsets()) for c in ax.collections if hasattr(c, "get_offsets")) >= 9  # 3 runs x 3 seeds
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == list(dict.fromkeys(t.run))
+    fig = plots.accuracy_vs_cost(t)
+    xs = sorted({round(float(x), 4) for c in fig.axes[0].collections for x, _ in c.get_offsets()})
+    assert len(xs) >= 3, "EB and random share a cost but must not hide each other"
+    fig = plots.cost_bars(t)
+    assert len(fig.axes) == 3 and "memory" in fig.axes[2].get_xlabel()
+    assert fig.get_suptitle()
