@@ -79,6 +79,17 @@ def test_list_parameters_reach_papermill_as_lists(tmp_path, monkeypatch):
     assert p.get("seeds", [p.get("seed")]) == [1]
 
 
+def test_seeds_become_the_seeds_parameter(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli, "run_notebooks", lambda nbs, profile, parameters, **kw: seen.update(parameters) or {})
+    monkeypatch.setattr(cli, "check_kernel", lambda name=cli.KERNEL: None)
+    rc = cli.main(["notebooks", "--only", "vit", "--seeds", "0,1,2"])
+    if "seeds" in cli.parameter_names():
+        assert rc == 0 and seen["seeds"] == [0, 1, 2]
+    else:  # one seed per results folder
+        assert rc == 2 and not seen
+
+
 @pytest.mark.parametrize("argv, message", [
     (["notebooks", "-p", "seed"], "expected 2 arguments"),
     (["notebooks", "--profile"], "expected one argument"),
