@@ -1,60 +1,29 @@
 #!/usr/bin/env bash
-# Main job: regenerate every experiment table and figure by executing the notebooks with papermill.
+# Main job: execute the notebooks with papermill and rebuild results/ (a thin wrapper around
+# `python -m ebcore notebooks`; `./run_all.sh --help` lists every option).
 #
-#   ./run_all.sh                    # cpu profile (the default), all notebooks
-#   ./run_all.sh --profile ci       # fast check
-#   ./run_all.sh --only vit,swin    # some notebooks (vit, swin, gpt2, roberta, bert_finetune)
+#   ./run_all.sh                                  # cpu profile (the default), every notebook
+#   ./run_all.sh --profile ci --only vit,swin     # fast check (ci outputs are git-ignored scratch)
+#   ./run_all.sh --seeds 0,1,2 -p ratios '[0.2,0.4]' -p criterion taylor
 #
-# Sets up .venv if needed (scripts/setup.sh, which also registers the `ebcore` Jupyter kernel), saves
-# executed notebooks as results/<family>/<profile>/<notebook>.ipynb, writes results/README.md, and
-# exits non-zero naming the notebooks that failed.
-set -uo pipefail
+# Sets up the virtual environment first if needed (scripts/setup.sh; EBCORE_VENV names another one).
+# Exit status: 0 all ran, 1 a notebook or the set-up failed (earlier results are kept), 2 bad usage.
+set -euo pipefail
 cd "$(dirname "$0")"
+VENV="${EBCORE_VENV:-.venv}"
 
-PROFILE=cpu
-ONLY="vit,swin,gpt2,roberta,bert_finetune"
-EXTRA=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --profile) PROFILE="$2"; shift 2 ;;
-    --only) ONLY="$2"; shift 2 ;;
-    -p) EXTRA+=(-p "$2" "$3"); shift 3 ;;   # extra papermill parameters, e.g. -p seed 1
-    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
-    *) echo "run_all.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-case "$PROFILE" in ci|cpu|paper) ;; *) echo "run_all.sh: profile must be ci, cpu or paper" >&2; exit 2 ;; esac
-
-if [ ! -x .venv/bin/papermill ] || ! .venv/bin/jupyter kernelspec list 2>/dev/null | grep -q '^ *ebcore '; then
-  bash scripts/setup.sh || { echo "run_all.sh: set-up failed" >&2; exit 1; }
+# Set-up done? Plain file tests: no `jupyter kernelspec list | grep -q` under pipefail (SIGPIPE flake).
+ready() {
+  [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/papermill" ] && [ -f "$VENV/share/jupyter/kernels/ebcore/kernel.json" ]
+}
+if ! ready; then
+  for arg in "$@"; do
+    case "$arg" in -h|--help) sed -n 2,10p "$0" | cut -c3-; echo "(the full option list needs the set-up: bash scripts/setup.sh)"; exit 0 ;; esac
+  done
+  bash scripts/setup.sh || { echo "run_all.sh: set-up failed (see above); nothing was run" >&2; exit 1; }
+  ready || { echo "run_all.sh: set-up finished but $VENV lacks papermill or the ebcore kernel" >&2; exit 1; }
 fi
 export EBCORE_CACHE_DIR="${EBCORE_CACHE_DIR:-$PWD/.cache}"
-
-declare -A FAMILY=([vit]=vit [swin]=swin [gpt2]=gpt2 [roberta]=roberta [bert_finetune]=bert)
-mkdir -p results
-TIMINGS="results/timings-$PROFILE.csv"
-echo "notebook,profile,seconds,status" > "$TIMINGS"
-failed=()
-IFS=',' read -ra NOTEBOOKS <<< "$ONLY"
-for nb in "${NOTEBOOKS[@]}"; do
-  fam="${FAMILY[$nb]:-}"
-  if [ -z "$fam" ] || [ ! -f "notebooks/$nb.ipynb" ]; then
-    echo "run_all.sh: no notebook named $nb (choose from ${!FAMILY[*]})" >&2; failed+=("$nb"); continue
-  fi
-  out="results/$fam/$PROFILE/$nb.ipynb"
-  mkdir -p "$(dirname "$out")"
-  echo "== $nb ($PROFILE profile) -> $out"
-  start=$(date +%s)
-  if .venv/bin/papermill "notebooks/$nb.ipynb" "$out" -k ebcore --cwd notebooks \
-       -p profile "$PROFILE" "${EXTRA[@]}" --no-progress-bar; then status=ok; else status=FAILED; failed+=("$nb"); fi
-  secs=$(( $(date +%s) - start ))
-  echo "$nb,$PROFILE,$secs,$status" >> "$TIMINGS"
-  echo "== $nb: $status in ${secs}s"
-done
-
-.venv/bin/python -m ebcore.report --results results --profile "$PROFILE" --timings "$TIMINGS"
-if [ ${#failed[@]} -gt 0 ]; then
-  echo "run_all.sh: FAILED notebooks: ${failed[*]} (executed copies with the error are under results/)" >&2
-  exit 1
-fi
-echo "run_all.sh: all notebooks ran; tables and figures are under results/ (see results/README.md)"
+export EBCORE_PROG=run_all.sh
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's ebcore, in the kernels too
+exec "$VENV/bin/python" -m ebcore notebooks "$@"

@@ -1,0 +1,412 @@
+"""The command line: `python -m ebcore ...` or the `ebcore` console script (`run_all.sh` wraps `notebooks`).
+
+    ebcore run vit --profile cpu --seeds 0,1,2 --set ratios=[0.2,0.4] --set criterion=taylor
+    ebcore notebooks --profile ci --only vit,swin -p ratios '[0.2,0.4]'    # papermill, as run_all.sh
+    ebcore report                     # rebuild results/README.md from what is on disk
+    ebcore report --profile cpu       # ... and print that profile's section
+
+`run` calls `ebcore.report.run_and_report` (the code path of the notebooks); `notebooks` executes the
+notebooks themselves. Values of `--set NAME=VALUE` and `-p NAME VALUE` are YAML (lists, dicts, numbers,
+null/None). Bad usage prints one line and exits with status 2; failed notebooks exit with status 1.
+
+Results are never destroyed by a failed call: an executed notebook is written to a temporary file and
+moved over `<notebook>.ipynb` only on success (a failed one is kept as `<notebook>.failed.ipynb`,
+git-ignored); `results/timings-<profile>.csv` keeps the rows of notebooks this call did not run; and
+`results/README.md` is rebuilt from every profile on disk.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
+
+from .errors import EbcoreError
+from .models import FAMILIES, PROFILES
+from .paths import relative_to_repo, repo_root, scrub_notebook
+
+__all__ = ["UsageError", "main", "parse_value", "parse_assignment", "parse_seeds", "resolve_notebooks",
+           "check_parameters", "run_notebooks", "update_timings", "NOTEBOOK_OF", "KERNEL"]
+
+NOTEBOOK_OF = {"vit": "vit", "swin": "swin", "gpt2": "gpt2", "roberta": "roberta", "bert": "bert_finetune"}
+FAMILY_OF = {nb: fam for fam, nb in NOTEBOOK_OF.items()}
+KERNEL = "ebcore"
+TIMINGS_COLUMNS = ("notebook", "profile", "seconds", "status")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class UsageError(EbcoreError, ValueError):
+    """The command line was used wrongly (unknown name, missing value); exit status 2."""
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+def parse_value(text: str) -> Any:
+    """A parameter value from the command line, read as YAML: "[0.2,0.4]" -> [0.2, 0.4], "3" -> 3,
+    "1e-4" -> 0.0001, "null" / "None" -> None, "true" -> True; anything else stays a string."""
+    if text.strip() in ("None", "none"):
+        return None
+    if _NUMBER.match(text.strip()):  # YAML 1.1 reads "1e-4" as a string
+        number = float(text)
+        return int(text) if re.fullmatch(r"[+-]?\d+", text.strip()) else number
+    import yaml
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """"NAME=VALUE" -> (NAME, parsed VALUE)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(f"--set expects NAME=VALUE, got {text!r} (e.g. --set ratios=[0.2,0.4])")
+    return name.strip(), parse_value(value)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """"0,1,2" (or "[0, 1, 2]") -> (0, 1, 2)."""
+    items = [s for s in re.split(r"[\s,]+", text.strip().strip("[]")) if s]
+    try:
+        seeds = tuple(int(s) for s in items)
+    except ValueError:
+        seeds = ()
+    if not seeds:
+        raise UsageError(f"--seeds expects integers separated by commas, got {text!r} (e.g. --seeds 0,1,2)")
+    return seeds
+
+
+def parameter_names() -> tuple[str, ...]:
+    from .experiment import ExperimentConfig
+    return ExperimentConfig.parameter_names()
+
+
+def check_parameters(params: Mapping[str, Any], refused: Iterable[str] = ()) -> None:
+    """Every name must be an experiment parameter (a field of ExperimentConfig) and not one of `refused`."""
+    names = parameter_names()
+    for name in params:
+        if name in refused:
+            raise UsageError(f"parameter {name!r} is set by its own option here ({', '.join(refused)}): "
+                             "use --profile, --seeds or --only instead")
+        if name not in names:
+            valid = ", ".join(n for n in names if n not in refused)
+            raise UsageError(f"unknown parameter {name!r}; valid names: {valid}")
+
+
+def apply_seeds(params: dict[str, Any], seeds: tuple[int, ...] | None) -> list[dict[str, Any]]:
+    """The parameter sets to run for `--seeds`: `seeds` when the config has that field, else `seed` (one
+    seed only). `params` must not also set seed/seeds."""
+    if seeds is None:
+        return [params]
+    clash = [k for k in ("seed", "seeds") if k in params]
+    if clash:
+        raise UsageError(f"give the seeds once: --seeds and the parameter {clash[0]!r} were both given")
+    if "seeds" in parameter_names():
+        return [{**params, "seeds": list(seeds)}]
+    if len(seeds) > 1:  # one seed per results folder: several would overwrite each other's tables
+        raise UsageError("this version's experiment config has no `seeds` field: give one seed (--seeds 1) "
+                         "and run once per seed")
+    return [{**params, "seed": seeds[0]}]
+
+
+def resolve_notebooks(only: str | None) -> list[str]:
+    """Notebook names from "--only vit,swin" (family names are accepted: bert -> bert_finetune)."""
+    if only is None:
+        return list(NOTEBOOK_OF.values())
+    chosen: list[str] = []
+    for item in (s.strip() for s in only.split(",")):
+        if not item:
+            continue
+        nb = NOTEBOOK_OF.get(item, item)
+        if nb not in FAMILY_OF:
+            raise UsageError(f"unknown notebook {item!r}; choose from {', '.join(FAMILY_OF)}")
+        if nb not in chosen:
+            chosen.append(nb)
+    if not chosen:
+        raise UsageError(f"--only names no notebook; choose from {', '.join(FAMILY_OF)}")
+    return chosen
+
+
+# --- timings --------------------------------------------------------------------------------------
+
+def update_timings(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Replace the rows of `path` (a timings CSV) for the notebooks in `rows`, keep the others (in the
+    notebooks' order); the file is never emptied. Written through a temporary file."""
+    path = Path(path)
+    kept: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("notebook"):
+                    kept[row["notebook"]] = {c: row.get(c, "") for c in TIMINGS_COLUMNS}
+    for row in rows:
+        kept[str(row["notebook"])] = {c: row.get(c, "") for c in TIMINGS_COLUMNS}
+    order = list(FAMILY_OF)
+    names = sorted(kept, key=lambda n: (order.index(n) if n in order else len(order), n))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=TIMINGS_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept[n] for n in names)
+    os.replace(tmp, path)
+    return path
+
+
+# --- executing notebooks --------------------------------------------------------------------------
+
+def _papermill_execute(input_path: str, output_path: str, **kwargs: Any) -> Any:
+    import papermill
+    return papermill.execute_notebook(input_path, output_path, **kwargs)
+
+
+def check_kernel(name: str = KERNEL) -> None:
+    """The Jupyter kernel the notebooks run in must be registered (scripts/setup.sh does it)."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+    except ImportError:
+        raise UsageError("papermill and jupyter are not installed: run `bash scripts/setup.sh` "
+                         "(or pip install -e '.[notebooks]')") from None
+    if name not in KernelSpecManager().find_kernel_specs():
+        raise UsageError(f"the Jupyter kernel {name!r} is not registered: run `bash scripts/setup.sh`")
+
+
+def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[str, Any] | None = None,
+                  results_dir: str | Path | None = None, root: str | Path | None = None,
+                  execute: Callable[..., Any] = _papermill_execute, log: Callable[[str], None] = print,
+                  ) -> dict[str, str]:
+    """Execute `notebooks` with papermill in `profile`; returns notebook -> "ok" or "FAILED".
+
+    Each executed copy goes to `<results_dir>/<family>/<profile>/.<nb>.running.ipynb`, machine paths
+    scrubbed, then replaces `<nb>.ipynb` on success or becomes `<nb>.failed.ipynb` on failure (a good
+    copy from an earlier run is left alone). Timings of the notebooks that succeeded replace their rows
+    in `<results_dir>/timings-<profile>.csv`; README.md is rebuilt from everything on disk."""
+    from .report import gather
+    root = Path(root) if root is not None else repo_root()
+    results = Path(results_dir) if results_dir is not None else root / "results"
+    params = dict(parameters or {})
+    if results_dir is not None and "results_dir" not in params:
+        params["results_dir"] = str(Path(results).resolve())
+    status: dict[str, str] = {}
+    for nb in notebooks:
+        family = FAMILY_OF[nb]
+        source = root / "notebooks" / f"{nb}.ipynb"
+        out_dir = results / family / profile
+        out_dir.mkdir(parents=True, exist_ok=True)
+        final, running, failed = (out_dir / f"{nb}.ipynb", out_dir / f".{nb}.running.ipynb",
+                                  out_dir / f"{nb}.failed.ipynb")
+        log(f"== {nb} ({profile} profile) -> {relative_to_repo(final, root)}")
+        start = time.perf_counter()
+        try:
+            execute(str(source), str(running), parameters={"profile": profile, **params}, kernel_name=KERNEL,
+                    cwd=str(root / "notebooks"), progress_bar=True, log_output=True)
+        except Exception as err:  # noqa: BLE001 - any failure of a notebook is reported, the others go on
+            seconds = time.perf_counter() - start
+            status[nb] = "FAILED"
+            if running.is_file():
+                scrub_notebook(running, root, output_path=failed)
+                os.replace(running, failed)
+                where = f"; executed copy with the error: {relative_to_repo(failed, root)}"
+            else:
+                where = ""
+            first = str(err).strip().splitlines()
+            log(f"== {nb}: FAILED after {seconds:.0f} s ({type(err).__name__}: "
+                f"{first[-1] if first else ''}){where}")
+            continue
+        except BaseException:
+            running.unlink(missing_ok=True)
+            raise
+        seconds = time.perf_counter() - start
+        scrub_notebook(running, root, output_path=final)
+        os.replace(running, final)
+        failed.unlink(missing_ok=True)
+        status[nb] = "ok"
+        update_timings(results / f"timings-{profile}.csv",  # now: an interrupted call keeps what finished
+                       [{"notebook": nb, "profile": profile, "seconds": round(seconds), "status": "ok"}])
+        log(f"== {nb}: ok in {seconds:.0f} s")
+    if any(s == "ok" for s in status.values()):
+        log(f"results summary: {relative_to_repo(gather(results), root)}")
+    return status
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+def _default_dirs(params: dict[str, Any], root: Path) -> dict[str, Any]:
+    params.setdefault("results_dir", str(root / "results"))
+    params.setdefault("runs_dir", str(root / "runs"))
+    return params
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .experiment import ExperimentConfig
+    from .report import gather, run_and_report
+    params: dict[str, Any] = dict(parse_assignment(a) for a in args.set or [])
+    check_parameters(params, refused=("family", "profile"))
+    if "progress" in parameter_names():
+        params.setdefault("progress", True)
+    root = repo_root()
+    configs = []
+    for p in apply_seeds(_default_dirs(params, root), parse_seeds(args.seeds) if args.seeds else None):
+        try:
+            configs.append(ExperimentConfig.from_params({"family": args.family, "profile": args.profile, **p},
+                                                        strict=True))
+        except (ValueError, TypeError) as err:
+            raise UsageError(str(err)) from None
+    for config in configs:
+        paths = run_and_report(config)
+        print("written:", *sorted(relative_to_repo(p, root) for p in paths.values()), sep="\n  ")
+        md = paths.get("summary_md")
+        if md is not None and Path(md).is_file():
+            print()
+            print(Path(md).read_text())
+    readme = gather(configs[0].results_dir)
+    print(f"results summary: {relative_to_repo(readme, root)}")
+    return 0
+
+
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    notebooks = resolve_notebooks(args.only)
+    params: dict[str, Any] = {}
+    for name, value in args.param or []:
+        if name in params:
+            raise UsageError(f"parameter {name!r} given twice with -p")
+        params[name] = parse_value(value)
+    check_parameters(params, refused=("family", "profile"))
+    if "progress" in parameter_names():
+        params.setdefault("progress", True)
+    sets = apply_seeds(params, parse_seeds(args.seeds) if args.seeds else None)
+    if "results_dir" in sets[0] and sets[0]["results_dir"] is not None:
+        results_dir: Path | None = Path(sets[0]["results_dir"]).resolve()
+        sets[0]["results_dir"] = str(results_dir)
+    else:
+        results_dir = None
+    if sets[0].get("runs_dir"):
+        sets[0]["runs_dir"] = str(Path(sets[0]["runs_dir"]).resolve())  # the notebooks run in notebooks/
+    check_kernel()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    os.environ.setdefault("EBCORE_PROGRESS", "text")  # inherited by the kernels: text bars, in the log too
+    status = run_notebooks(notebooks, args.profile, sets[0], results_dir=results_dir)
+    failed = [nb for nb, s in status.items() if s != "ok"]
+    if failed:
+        print(f"{args.prog}: FAILED notebooks: {', '.join(failed)} (each executed copy with its error is "
+              f"<results>/<family>/{args.profile}/<notebook>.failed.ipynb; earlier results were kept)",
+              file=sys.stderr)
+        return 1
+    print(f"{args.prog}: all notebooks ran; tables and figures are under results/ (see results/README.md)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import gather, profile_section
+    results = Path(args.results)
+    if not results.is_dir():
+        raise UsageError(f"no results folder {str(results)!r}: run `ebcore notebooks` or `ebcore run` first, "
+                         "or pass --results DIR")
+    readme = gather(results, include_ci=args.include_ci)
+    if args.profile:
+        section = profile_section(results, args.profile)
+        if section is None:
+            raise UsageError(f"no results of profile {args.profile!r} under {str(results)!r}")
+        print(section)
+    print(f"results summary: {relative_to_repo(readme)}")
+    return 0
+
+
+# --- argument parsing -----------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """Bad usage: one line on stderr naming the problem and where help is, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+NOTEBOOKS_DESCRIPTION = (
+    "Execute notebooks with papermill (kernel 'ebcore', working folder notebooks/, progress and cell output "
+    "in the log); each executed copy goes to results/<family>/<profile>/<notebook>.ipynb, replaced only on "
+    "success (a failed one is kept as <notebook>.failed.ipynb), timings to results/timings-<profile>.csv, "
+    "then results/README.md is rebuilt from every profile on disk. Exits 1 naming the notebooks that "
+    "failed, 2 on bad usage.")
+
+
+def _add_notebooks_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="cpu", choices=PROFILES,
+                   help="ci: tiny, fast check (git-ignored); cpu: small models on real data (default); "
+                        "paper: the study's scale (GPU and network)")
+    p.add_argument("--only", metavar="NOTEBOOKS",
+                   help=f"comma-separated notebooks to run (default: all): {','.join(FAMILY_OF)} "
+                        "(family names such as bert also work)")
+    p.add_argument("--seeds", metavar="S,S,...", help="seeds, e.g. 0,1,2 (default: the notebooks' seed)")
+    p.add_argument("-p", "--parameter", dest="param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a notebook parameter (any field of ebcore.experiment.ExperimentConfig); VALUE is "
+                        "YAML: -p threshold 0.05 -p ratios '[0.2,0.4]' -p modes '[scratch, continue]'. "
+                        "Repeat for several")
+
+
+def build_parser(prog: str = "ebcore") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Early-bird lottery tickets for Transformers: run experiments, "
+                     "execute the notebooks, gather results.", epilog="See `ebcore COMMAND --help`.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run one family's experiment and write its tables and figures",
+                         description="Run (or reuse) one family's experiment and write summary.md/csv and figures "
+                         "under <results_dir>/<family>/<profile>/ through ebcore.report.run_and_report, the "
+                         "notebooks' code path; then rebuild <results_dir>/README.md.")
+    run.add_argument("family", choices=FAMILIES, help="model family")
+    run.add_argument("--profile", default="cpu", choices=PROFILES, help="size profile (default: cpu)")
+    run.add_argument("--seeds", metavar="S,S,...", help="seeds, e.g. 0,1,2 (default: the config's seed)")
+    run.add_argument("--set", action="append", metavar="NAME=VALUE",
+                     help="set an experiment parameter (a field of ExperimentConfig); VALUE is YAML: "
+                          "--set ratios=[0.2,0.4] --set criterion=taylor --set results_dir=/tmp/r. "
+                          "Repeat for several. Defaults: results_dir=<repo>/results, runs_dir=<repo>/runs")
+
+    nb = sub.add_parser("notebooks", help="execute the notebooks with papermill (what run_all.sh does)",
+                        description=NOTEBOOKS_DESCRIPTION)
+    _add_notebooks_args(nb)
+
+    rep = sub.add_parser("report", help="rebuild results/README.md from what is on disk",
+                         description="Rebuild results/README.md from every profile's results on disk (cpu first, "
+                         "then gpu and paper; ci only with --include-ci) and the timings-<profile>.csv files.")
+    rep.add_argument("--results", default=str(repo_root() / "results"), help="results folder (default: the repo's)")
+    rep.add_argument("--profile", choices=PROFILES, help="also print this profile's section")
+    rep.add_argument("--include-ci", action="store_true", help="include the ci profile (git-ignored scratch)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m ebcore` and the `ebcore` console script; returns the exit status.
+
+    With EBCORE_PROG set (run_all.sh sets it), `notebooks` is parsed under that name alone."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wrapper = os.environ.get("EBCORE_PROG")
+    if wrapper and argv[:1] == ["notebooks"]:
+        parser = _Parser(prog=wrapper, description=NOTEBOOKS_DESCRIPTION)
+        _add_notebooks_args(parser)
+        args = parser.parse_args(argv[1:])
+        args.command = "notebooks"
+        prog = wrapper
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        prog = f"{parser.prog} {args.command}"
+    args.prog = prog
+    command = {"run": cmd_run, "notebooks": cmd_notebooks, "report": cmd_report}[args.command]
+    try:
+        return command(args)
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except EbcoreError as err:
+        print(f"{prog}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
