@@ -65,6 +65,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import get_last_checkpoint
 
 from .adapters import get_adapter, prepare_model
+from .defaults import default_threshold
 from .detector import EarlyBirdDetector, Ticket
 from .errors import MaskMismatchError
 from .masks import Mask, check_ratio
@@ -203,7 +204,9 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
     Args:
         ratio: the pruning ratio whose ticket acts (fraction of heads and of FFN channels removed).
         ratios: ratios the detector watches (their distances are logged); `ratio` is always among them.
-        threshold, window, scope, criterion, distance: passed to `EarlyBirdDetector`.
+        threshold: mask-distance threshold; None (default): the family's, from `ebcore.defaults` (0.1 for
+            ViT/Swin, 0.01 for GPT-2/RoBERTa/BERT, the study's), resolved when training begins.
+        window, scope, criterion, distance: passed to `EarlyBirdDetector`.
         check_every_steps: check every N optimizer steps; None = at every epoch end.
         action: "stop", "save_mask" or "prune" (see the module docstring).
         mask_file: file name of the ticket mask under `args.output_dir`.
@@ -214,7 +217,7 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
     """
 
     def __init__(self, ratio: float = 0.3, ratios: list[float] | tuple[float, ...] | None = None,
-                 threshold: float = 0.1, window: int = 5, scope: str = "layerwise", criterion: str = "magnitude",
+                 threshold: float | None = None, window: int = 5, scope: str = "layerwise", criterion: str = "magnitude",
                  distance: str = "combined", check_every_steps: int | None = None, action: str = "prune",
                  mask_file: str = MASK_FILE) -> None:
         if action not in ACTIONS:
@@ -235,8 +238,9 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
         self.action = action
         self.mask_file = mask_file
         # raises ValueError on a bad threshold / window / scope / criterion / distance
-        self.detector = EarlyBirdDetector(ratios=self.ratios, threshold=threshold, window=window, scope=scope,
-                                          criterion=criterion, distance=distance)
+        self._family_threshold = threshold is None  # resolved from the model in on_train_begin
+        self.detector = EarlyBirdDetector(ratios=self.ratios, threshold=0.1 if threshold is None else threshold,
+                                          window=window, scope=scope, criterion=criterion, distance=distance)
         self.ticket_step: int | None = None     # global step at which the ticket at `ratio` appeared
         self.ticket_mask: dict | None = None    # Mask.to_dict() of that ticket
         self.pruned_step: int | None = None     # global step at which the model was pruned
@@ -272,6 +276,9 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
     def load_state(self, state: dict) -> None:
         """Restore from a `state()` dict (as stored in a checkpoint's trainer_state.json)."""
         saved_args = dict(state.get("args", {}))
+        if self._family_threshold and "threshold" in saved_args:  # the saved run had resolved it already
+            self.detector.threshold = float(saved_args["threshold"])
+            self._family_threshold = False
         if saved_args and {**saved_args, "ratios": [float(r) for r in saved_args.get("ratios", [])]} != {
                 **self._args(), "ratios": list(self.ratios)}:
             logger.warning("EarlyBirdCallback: restoring a state saved with settings %s into a callback with %s",
@@ -330,6 +337,9 @@ class EarlyBirdCallback(TrainerCallback, ExportableState):
                        model: nn.Module | None = None, optimizer: Any = None, **kwargs: Any) -> None:
         if model is None:
             return
+        if self._family_threshold and not self.detector.history:
+            self.detector.threshold = default_threshold(model)
+            self._family_threshold = False
         if self.pruned:
             kept = Mask.from_dict(self.ticket_mask).kept_structure
             current = [(b.num_heads, b.num_channels) for b in get_adapter(model).blocks(prepare_model(model))]

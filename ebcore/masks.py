@@ -438,10 +438,11 @@ def pairwise_distances(masks: list[Mask], kind: str = "combined") -> np.ndarray:
 
 
 def draw_mask(model: nn.Module | ModelGraph, ratio: float | None = None, *, head_ratio: float | None = None,
-              ffn_ratio: float | None = None, scope: str = "layerwise", criterion: str = "magnitude") -> Mask:
+              ffn_ratio: float | None = None, scope: str = "layerwise", criterion: str = "magnitude",
+              align: int = 1) -> Mask:
     """The common case in one call: build the dependency graph of `model` (or take a ModelGraph), score it
     with `criterion` and draw the mask at `ratio` (or `head_ratio` / `ffn_ratio`) in `scope`, with the
-    model's head dims. The model is not modified (an unprepared GPT-2 is refused: call prepare_model first,
+    model's head dims and kept sizes rounded to multiples of `align` (see mask_from_scores). The model is not modified (an unprepared GPT-2 is refused: call prepare_model first,
     before building the optimizer)."""
     _check_scope(scope)
     if ratio is None and (head_ratio is None or ffn_ratio is None):
@@ -450,4 +451,4 @@ def draw_mask(model: nn.Module | ModelGraph, ratio: float | None = None, *, head
         if value is not None:
             check_ratio(value, name)  # before the (slower) graph build
     scores = score_model(as_graph(model, "model"), criterion)
-    return mask_from_scores(scores, ratio, head_ratio=head_ratio, ffn_ratio=ffn_ratio, scope=scope)
+    return mask_from_scores(scores, ratio, head_ratio=head_ratio, ffn_ratio=ffn_ratio, scope=scope, align=align)

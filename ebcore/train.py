@@ -50,7 +50,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from ebcore.progress import tqdm
 
 from ebcore.errors import CheckpointError, EbcoreError
 from ebcore.precision import PRECISIONS, autocast, check_precision, make_grad_scaler

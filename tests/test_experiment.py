@@ -169,3 +169,28 @@ def test_one_shot_control_and_taylor_criterion(tmp_path):
     assert 0 < one.search_flops < 1e9  # one scoring pass, no training
     det = res.detectors[0]["consecutive"]
     assert det.criterion == "taylor" and len(det.history) >= 2
+
+
+def test_gpu_profile_code_paths_at_ci_size(tmp_path):
+    """What the gpu profile adds (bf16 autocast, aligned masks, seeds as parallel processes, a 3-stage
+    Swin), exercised on CPU at ci size."""
+    gpu = get_spec("swin", "gpu")
+    assert gpu.precision == "bf16" and gpu.align == 8 and gpu.workers == 3 and len(gpu.model["depths"]) == 3
+    assert get_spec("vit", "gpu").data["train"] == 54000 and get_spec("vit", "gpu").data["test"] == 10000
+    assert get_spec("vit", "gpu").train["epochs"] >= 20 and get_spec("vit", "gpu").seeds == (0, 1, 2)
+    cfg = ExperimentConfig("vit", profile="ci", seeds=(0, 1), workers=2, precision=gpu.precision, align=gpu.align,
+                           ratios=(0.3,), controls=("random",), epochs=2, runs_dir=str(tmp_path / "runs"),
+                           results_dir=str(tmp_path / "r"))
+    res = run_experiment(cfg)
+    assert set(res.table.seed) == {0, 1} and res.table.test_accuracy.between(0, 1).all()
+    det = res.detectors[0]["consecutive"]
+    assert det.align == 8
+    for rec in det.history:
+        for lm in rec.masks[0.3].layers:
+            assert len(lm.channels) % 8 == 0 and (len(lm.heads) * lm.head_dim) % 8 == 0
+    # The same seed run alone, in this process, gives the same ticket and mask (determinism across workers).
+    alone = run_experiment(ExperimentConfig("vit", profile="ci", seeds=(1,), precision="bf16", align=8,
+                                            ratios=(0.3,), controls=("random",), epochs=2,
+                                            runs_dir=str(tmp_path / "runs2"), results_dir=str(tmp_path / "r2")))
+    a, b = alone.detectors[1]["consecutive"], res.detectors[1]["consecutive"]
+    assert [r.masks[0.3].hash() for r in a.history] == [r.masks[0.3].hash() for r in b.history]

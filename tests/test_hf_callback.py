@@ -103,6 +103,19 @@ def test_state_roundtrip_through_from_state():
     assert len(new.detector.history) == 2 and new.detector.ticket(0.3) is not None
 
 
+def test_default_threshold_is_the_familys(tmp_path):
+    from ebcore.defaults import default_threshold
+    from ebcore.models import get_spec
+    for family in ("vit", "swin", "gpt2", "roberta", "bert"):  # one place for the study and the callback
+        assert get_spec(family, "cpu").threshold == default_threshold(family)
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=2), train_dataset=text_data())
+    cb = add_early_bird(trainer, ratio=0.3, check_every_steps=1, action="stop")
+    trainer.train()
+    assert cb.detector.threshold == 0.01 == default_threshold(trainer.model)
+    vit = EarlyBirdCallback(ratio=0.3, threshold=0.2)
+    assert vit.detector.threshold == 0.2  # an explicit threshold is kept
+
+
 # --- single process -------------------------------------------------------------------------------
 
 def test_stop_logs_distances_and_writes_mask(tmp_path):

@@ -1,0 +1,27 @@
+"""Per-family defaults of the early-bird detector, in one place: the study's distance thresholds (0.1 for
+the vision models, 0.01 for the language models). The study's profiles, the Trainer callback and the
+examples all read them from here.
+
+    default_threshold("vit")      # 0.1
+    default_threshold(model)      # from the model's family (ebcore.adapters)
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .errors import UnsupportedModelError
+
+THRESHOLDS: dict[str, float] = {"vit": 0.1, "swin": 0.1, "gpt2": 0.01, "roberta": 0.01, "bert": 0.01}
+
+
+def default_threshold(model_or_family: nn.Module | str) -> float:
+    """The study's mask-distance threshold for a model (or a family name)."""
+    if isinstance(model_or_family, nn.Module):
+        from .adapters import family_of
+        family = family_of(model_or_family)
+    else:
+        family = model_or_family
+    if family not in THRESHOLDS:
+        raise UnsupportedModelError(f"no default threshold for family {family!r}; families: {sorted(THRESHOLDS)} "
+                                    "(or pass threshold= explicitly)")
+    return THRESHOLDS[family]
