@@ -669,7 +669,8 @@ def accuracy_vs_cost(table: pd.DataFrame, ax: Axes | None = None, title: str = "
     colors = _kind_colors(kinds)
     ax.axvline(1.0, ls=":", lw=1.0, color="0.5", zorder=1)
     span = max(float(frame["_x"].max() - frame["_x"].min()), 0.05)
-    dodge = {k: (i - (len(kinds) - 1) / 2) * 0.012 * span for i, k in enumerate(kinds)}
+    movable = [k for k in kinds if k != "dense"]  # dense stays at 1.0 exactly
+    dodge = {k: (i - (len(movable) - 1) / 2) * 0.012 * span for i, k in enumerate(movable)} | {"dense": 0.0}
     frame = frame.assign(_x=frame["_x"] + frame["kind"].map(dodge))
     for run, g in frame.groupby("run", sort=False):
         kind = g["kind"].iloc[0]
@@ -679,6 +680,10 @@ def accuracy_vs_cost(table: pd.DataFrame, ax: Axes | None = None, title: str = "
         yerr = None if sy.n < 2 else 100 * sy.half_width
         ax.errorbar(sx.mean, 100 * sy.mean, xerr=xerr, yerr=yerr, fmt=_KIND_MARKERS.get(kind, "D"), ms=8,
                     color=colors[kind], mec="white", capsize=3, lw=1.0, zorder=3, label=run)
+        ratio = _numeric(g["ratio"]).iloc[0] if "ratio" in g.columns else float("nan")
+        if kind != "dense" and np.isfinite(ratio):
+            ax.annotate(f"p={format_ratio(ratio)}", (sx.mean, 100 * sy.mean), xytext=(6, 5),
+                        textcoords="offset points", fontsize=8, color=colors[kind])
     ax.set_xlabel("total training FLOPs / dense (search + retraining; kinds dodged slightly to stay visible)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)

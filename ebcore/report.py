@@ -115,8 +115,9 @@ def _to_markdown(frame: pd.DataFrame) -> str:
     def cell(v):
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return ""
-        return f"{v:g}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+        return (f"{v:g}" if isinstance(v, float) else str(v)).replace("|", "\\|")  # "|Δ|" stays in its cell
+    lines = ["| " + " | ".join(str(c).replace("|", "\\|") for c in frame.columns) + " |",
+             "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
@@ -223,6 +224,22 @@ def profiles_on_disk(results_dir: str | Path) -> list[str]:
     return sorted(found, key=lambda p: (p in SCRATCH_PROFILES, rank.get(p, len(rank)), p))
 
 
+def verdict_overview(results_dir: str | Path, profile: str, families: list[str]) -> pd.DataFrame | None:
+    """Claim x family table of verdicts from each family's verdicts.csv (None when there is none)."""
+    frames = {}
+    for family in families:
+        path = Path(results_dir) / family / profile / "verdicts.csv"
+        if path.is_file():
+            v = pd.read_csv(path)
+            # one row per claim: its per-family bound (study gap, control ratio) lives in the family section
+            claims = v["claim"].str.replace(r" \((?:p = [0-9.]+|[-+0-9.]+ pts)\)$", "", regex=True)
+            frames[family] = dict(zip(claims, v["verdict"]))
+    if not frames:
+        return None
+    claims = list(dict.fromkeys(c for f in frames.values() for c in f))
+    return pd.DataFrame([{"claim": c, **{fam: frames[fam].get(c, "") for fam in frames}} for c in claims])
+
+
 def profile_section(results_dir: str | Path, profile: str) -> str | None:
     """The README section of one profile, from its files on disk: run times (timings-<profile>.csv) and
     every family's summary.md with links to its notebook and figures; None when nothing is there."""
@@ -234,6 +251,11 @@ def profile_section(results_dir: str | Path, profile: str) -> str | None:
     if not families and not timings.is_file():
         return None
     parts = [f"## {profile} profile\n"]
+    overview = verdict_overview(results_dir, profile, families)
+    if overview is not None:
+        parts.append(f"### Verdicts per claim and family ({profile})\n\nComputed by `ebcore.verdicts` from each "
+                     "family's multi-seed table (rules and numbers in the family sections below). *Inconclusive*: "
+                     "the 95 % interval straddles the claim's boundary.\n\n" + _to_markdown(overview))
     if timings.is_file():
         t = pd.read_csv(timings)
         if len(t):

@@ -166,8 +166,12 @@ def claim_verdicts(table: pd.DataFrame, family: str, mode: str, budget_epochs: f
         else:
             verdict, rule = within(d, MATCH_POINTS / 100), (f"95% CI of EB − late inside ±{MATCH_POINTS:g} pt -> "
                                                              "reproduced; outside -> not; straddling -> inconclusive")
-        out.append(Verdict(f"{claim} (p = {r:g})", ref, f"EB − {control} " + _pts(d) if d.n else "n/a",
-                           verdict if d.n else "not run", rule))
+        ours = f"EB − {control} " + _pts(d) if d.n else "n/a"
+        found = table.loc[(table["kind"] == "early_bird") & (table["mode"] == mode)
+                          & (table["ratio"].round(6) == round(r, 6)), "ticket_found"]
+        if control == "late" and len(found) and not found.fillna(False).astype(bool).any():
+            verdict, ours = "inconclusive", ours + " (no ticket found: the EB mask is the last, i.e. late, one)"
+        out.append(Verdict(f"{claim} (p = {r:g})", ref, ours, verdict if d.n else "not run", rule))
     out.append(_cost_claim(table, dense))
     out.append(_memory_claim(table, mode))
     return pd.DataFrame([v.as_dict() for v in out])

@@ -296,8 +296,6 @@ def test_cli_run_ci_profile(tmp_path):
     assert hits == [], hits
 
 
-@pytest.mark.xfail(strict=True, reason="the committed results predate issue 11 (absolute /work/main paths); "
-                   "remove this mark once they are regenerated")
 def test_committed_results_hold_no_machine_paths():
     hits = machine_paths_in(ROOT / "results")
     assert hits == [], hits[:10]

@@ -100,3 +100,13 @@ def test_claim_verdicts_on_constructed_tables():
     assert v[:6] == ["inconclusive"] * 6
     # Every verdict prints the rule that decided it.
     assert claim_verdicts(noisy, "vit", "continue", 10)["rule"].str.len().gt(20).all()
+
+
+def test_early_vs_late_is_untestable_without_an_early_ticket():
+    dense = [0.85, 0.86, 0.855]
+    t = _table({0.1: dense, 0.3: dense, 0.5: dense}, dense, random=dense, late=dense, ticket_epochs=[10, 10, 10],
+               flops_05=[1.2, 1.2, 1.2])
+    t.loc[t.kind == "early_bird", "ticket_found"] = False
+    v = claim_verdicts(t, "vit", "continue", budget_epochs=10).set_index("claim")
+    late = v.loc[[c for c in v.index if "late" in c][0]]
+    assert late["verdict"] == "inconclusive" and "no ticket found" in late["ours (mean ± 95% CI)"]
