@@ -722,8 +722,10 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
     table.to_json(out / "table.json", orient="records", indent=1)
     curves_frame.to_csv(out / "curves.csv", index=False)
     distances_frame.to_csv(out / "distances.csv", index=False)
-    with gzip.open(out / "detectors.json.gz", "wt") as f:  # every mask of every check: compress
-        json.dump({str(s): {k: d.state_dict() for k, d in dets.items()} for s, dets in detectors.items()}, f)
+    states = {str(s): {k: d.state_dict() for k, d in dets.items()} for s, dets in detectors.items()}
+    with open(out / "detectors.json.gz", "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:  # every mask of every check; mtime 0: same bytes
+        f.write(json.dumps(states).encode())
     config = asdict(cfg) | {"results_dir": _portable(cfg.results_dir), "runs_dir": _portable(cfg.runs_dir),
                             "effective_seeds": list(seeds), "effective_modes": list(cfg.effective_modes),
                             "effective_controls": list(cfg.effective_controls),

@@ -34,6 +34,8 @@ PARAMETERS = [
     ("batch_size", "None", "None: the profile's"),
     ("lr", "None", "peak learning rate; None: the profile's"),
     ("train_size", "None", "training samples; None: the profile's"),
+    ("precision", "None", "fp32 / bf16 / fp16 (CUDA); None: the profile's (bf16 in gpu)"),
+    ("align", "None", "kept widths rounded to multiples of N (ebcore.align); None: the profile's (8 in gpu)"),
     ("device", "None", "None: CUDA when available, else CPU"),
     ("results_dir", "None", "None: <project>/results"),
     ("runs_dir", "None", "None: <project>/runs (run folders; finished runs are reused)"),

@@ -68,9 +68,7 @@ def test_cached_groups_read_current_weights():
     assert ModelGraph.build(model).structure() == mask.kept_structure
 
 
-@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.xfail(
-    reason="Swin example inputs are float32 (see the hardening issue)", strict=False)) if f == "swin" else f
-    for f in FAMILIES])
+@pytest.mark.parametrize("family", FAMILIES)  # Swin included: tracing inputs follow the model's dtype
 def test_bf16_model_scores_and_prunes_with_alignment(family):
     model = make_model(family).to(torch.bfloat16)
     graph = ModelGraph.build(model)
