@@ -6,6 +6,14 @@
 Structured masks over attention heads and FFN channels, an early-bird ticket detector, verified
 physical pruning through Torch-Pruning's dependency graph, and saving/loading of pruned models.
 """
+import warnings as _warnings
+
+from tqdm import TqdmWarning as _TqdmWarning
+
+# Dependencies import tqdm.auto, which warns inside a kernel without ipywidgets; ebcore's own bars are text
+# bars there (ebcore.progress), so the warning says nothing useful to a notebook reader.
+_warnings.filterwarnings("ignore", message="IProgress not found", category=_TqdmWarning)
+
 from .adapters import SUPPORTED_CLASSES, family_of, get_adapter, prepare_model
 from .errors import (CheckpointError, CheckpointExistsError, DataNotFoundError, EbcoreError, InvalidArgumentError,
                      InvalidRatioError, MaskMismatchError, PruningError, UnsupportedModelError)
