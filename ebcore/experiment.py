@@ -47,7 +47,7 @@ from .masks import Mask, check_ratio, draw_mask, random_mask
 from .measure import flops_per_sample, folder_bytes, scored_weight_elements, train_flops_per_sample, training_memory
 from .models import FamilySpec, build_model, get_spec
 from .surgery import count_parameters, prune_model
-from .train import CHECKPOINT_NAME, Callback, TrainConfig, TrainState, evaluate, train
+from .train import CHECKPOINT_NAME, Callback, TrainConfig, TrainState, evaluate, pick_device, train
 
 @dataclass(frozen=True)
 class RetrainMode:
@@ -444,7 +444,14 @@ def _finish(run_dir: Path, model: nn.Module, result, data: Data, spec: FamilySpe
             precision: str = "fp32") -> dict:
     device = next(model.parameters()).device
     test = evaluate(model, data.test, spec.train["batch_size"] * 2, device, precision=precision)
-    hist = result.history
+    if result is not None:
+        hist = result.history
+    else:  # not retrained: one row for the model as it is (no epoch trained, no time, no samples)
+        val = evaluate(model, data.val, spec.train["batch_size"] * 2, device, precision=precision)
+        hist = pd.DataFrame([{"epoch": -1, "train_loss": float("nan"), "val_loss": val["loss"],
+                              "val_accuracy": val["accuracy"], "lr": 0.0, "epoch_seconds": 0.0,
+                              "cumulative_seconds": 0.0, "step": 0}])
+    trained = result is not None
     measured = _measure(model, data, spec)
     samples = len(hist) * len(data.train)
     record = {
@@ -453,9 +460,9 @@ def _finish(run_dir: Path, model: nn.Module, result, data: Data, spec: FamilySpe
         "best_val_accuracy": float(hist["val_accuracy"].max()),
         "final_val_accuracy": float(hist["val_accuracy"].iloc[-1]),
         "train_seconds": float(hist["cumulative_seconds"].iloc[-1]),
-        "epochs_trained": int(len(hist)),
-        "samples_seen": samples,
-        "train_flops": samples * measured["train_flops_per_sample"],
+        "epochs_trained": int(len(hist)) if trained else 0,
+        "samples_seen": samples if trained else 0,
+        "train_flops": (samples if trained else 0) * measured["train_flops_per_sample"],
         **measured,
         "disk_bytes": folder_bytes(save_pruned(model, run_dir / "model", overwrite=True)),
         "history": hist.to_dict(orient="list"),
@@ -579,7 +586,9 @@ def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict,
         search = "none"  # a control trained from the initial weights needs no dense training
     epochs = spec.train["epochs"]
     if not retrain.full_budget:
-        epochs = max(1, epochs - math.ceil(info["epoch_fraction"] - 1e-9))
+        # What is left of the budget; 0 when the ticket came at the very end (or never: the fallback is the
+        # last check), and then the pruned model is evaluated without retraining (no budget is left).
+        epochs = max(0, epochs - math.ceil(info["epoch_fraction"] - 1e-9))
     params = {"kind": kind, "mode": mode, "ratio": ratio, "mask": mask.hash(), "spec": asdict(spec),
               "precision": cfg.effective_precision, "seed": seed, "epochs": epochs,
               "start": info["check_index"] if retrain.start == "ticket" else None,
@@ -610,9 +619,13 @@ def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict,
                                     "folder to retrain it, or use mode 'scratch'")
         model.load_state_dict(load_file(str(ticket_file)), strict=True)
     prune_model(model, mask)
-    result = train(model, data.train, _train_config(cfg, spec, seed, epochs, checks=False), data.val,
-                   checkpoint_dir=run_dir)
-    record = _finish(run_dir, result.model, result, data, spec, extra, cfg.effective_precision)
+    if epochs == 0:
+        result, model = None, model.to(pick_device(cfg.device))
+    else:
+        result = train(model, data.train, _train_config(cfg, spec, seed, epochs, checks=False), data.val,
+                       checkpoint_dir=run_dir)
+        model = result.model
+    record = _finish(run_dir, model, result, data, spec, extra, cfg.effective_precision)
     record["total_flops"] = record["train_flops"] + search_flops
     (run_dir / "result.json").write_text(json.dumps(record, indent=1, default=float))
     return record | {"run_dir": str(run_dir)}

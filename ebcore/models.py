@@ -153,8 +153,9 @@ def _bert(profile: str) -> FamilySpec:
         train = {"epochs": 3, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_fraction": 0.06,
                  "check_every_steps": 20}
     elif profile == "cpu":
+        # lr 1e-4: at 5e-5 one seed in three was still at the majority class after these 64 steps.
         data = {"dataset": "rotten_tomatoes", "train": 1000, "val": 200, "test": ALL, "max_length": 40}
-        train = {"epochs": 2, "batch_size": 32, "lr": 5e-5, "weight_decay": 0.01, "warmup_fraction": 0.1,
+        train = {"epochs": 2, "batch_size": 32, "lr": 1e-4, "weight_decay": 0.01, "warmup_fraction": 0.1,
                  "check_every_steps": 4}
     else:
         data = {"dataset": "rotten_tomatoes", "train": 256, "val": 64, "test": 128, "max_length": 32}

@@ -94,7 +94,8 @@ METHOD = """## Method
 - **Ticket rules**, both watching the same dense run: the study's *consecutive* rule (distance between two
   consecutive checks ≤ threshold) and Early-Bird's *window* rule (the newest of the last 5 masks within the
   threshold of all others). The ticket retrained is the consecutive rule's; a ratio whose ticket never
-  appears falls back to the last check (flagged: "tickets found").
+  appears falls back to the last check (flagged: "tickets found"), and with no budget left it is pruned
+  and evaluated without retraining.
 - **Retraining** (`continue`, the headline): the dense run's weights at the ticket, pruned, trained for the
   rest of the budget: the search is part of training, which is the point of an early-bird ticket.
   `scratch` (initial weights, full budget) is available through `modes`.

@@ -194,3 +194,16 @@ def test_gpu_profile_code_paths_at_ci_size(tmp_path):
                                             runs_dir=str(tmp_path / "runs2"), results_dir=str(tmp_path / "r2")))
     a, b = alone.detectors[1]["consecutive"], res.detectors[1]["consecutive"]
     assert [r.masks[0.3].hash() for r in a.history] == [r.masks[0.3].hash() for r in b.history]
+
+
+def test_no_ticket_leaves_no_budget_to_retrain(tmp_path):
+    """Threshold 0: no ticket ever; the fallback is the last check, so `continue` has nothing left to train:
+    the pruned final model is evaluated as it is and costs exactly the dense run."""
+    cfg = ExperimentConfig("vit", profile="ci", epochs=2, ratios=(0.3,), controls=("random",), modes=("continue",),
+                           threshold=0.0, runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "r"))
+    t = run_experiment(cfg).table
+    eb, dense = t[t.kind == "early_bird"].iloc[0], t[t.kind == "dense"].iloc[0]
+    assert not eb.ticket_found and eb.ticket_epoch == 2
+    assert eb.epochs_trained == 0 and eb.train_flops == 0 and eb.samples_seen == 0
+    assert eb.total_flops == dense.total_flops and eb.flops_rel_dense == 1.0
+    assert 0 <= eb.test_accuracy <= 1 and eb.params < dense.params
