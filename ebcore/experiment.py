@@ -45,6 +45,7 @@ from .detector import EarlyBirdDetector
 from .io import save_pruned
 from .masks import Mask, check_ratio, draw_mask, random_mask
 from .measure import flops_per_sample, folder_bytes, scored_weight_elements, train_flops_per_sample, training_memory
+from .paths import relative_to_repo
 from .models import FamilySpec, build_model, get_spec
 from .surgery import count_parameters, prune_model
 from .train import CHECKPOINT_NAME, Callback, TrainConfig, TrainState, evaluate, pick_device, train
@@ -690,17 +691,6 @@ def run_seed(cfg: ExperimentConfig, seed: int) -> tuple[list[dict], dict]:
     return records, dense["watch"]["detectors"]
 
 
-def _portable(path: str | Path) -> str:
-    """`path` relative to the project root when it lies inside it (no machine paths in results)."""
-    from .report import find_project_root
-    p = Path(path).resolve()
-    root = find_project_root()
-    try:
-        return str(p.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
     """Run (or reuse) every run of every seed and write the tables to `results/<family>/<profile>/`.
 
@@ -739,7 +729,7 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
     with open(out / "detectors.json.gz", "wb") as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:  # every mask of every check; mtime 0: same bytes
         f.write(json.dumps(states).encode())
-    config = asdict(cfg) | {"results_dir": _portable(cfg.results_dir), "runs_dir": _portable(cfg.runs_dir),
+    config = asdict(cfg) | {"results_dir": relative_to_repo(cfg.results_dir), "runs_dir": relative_to_repo(cfg.runs_dir),
                             "effective_seeds": list(seeds), "effective_modes": list(cfg.effective_modes),
                             "effective_controls": list(cfg.effective_controls),
                             "effective_criterion": cfg.effective_criterion,

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from .paths import repo_root
 from .experiment import ExperimentConfig, ExperimentResult
 from .stats import paired_difference, summarize
 from .verdicts import claim_verdicts
@@ -22,12 +23,8 @@ NOTEBOOKS = {"vit": "vit", "swin": "swin", "gpt2": "gpt2", "roberta": "roberta",
 
 
 def find_project_root(start: str | Path | None = None) -> Path:
-    """The folder holding pyproject.toml above `start` (default: the working directory)."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "ebcore").is_dir():
-            return folder
-    return here
+    """The folder holding pyproject.toml and ebcore/ (see ebcore.paths.repo_root)."""
+    return repo_root(start)
 
 
 def _mean(values) -> float:
