@@ -5,7 +5,7 @@ seeded random init (no downloads), it times one training step (forward + backwar
 mode) of the dense model and of pruned copies at p = 0.3 and 0.5 (layerwise magnitude masks, heads and
 FFN channels both at p), each drawn without alignment (align=1) and with alignment (default align=64:
 kept FFN channels a multiple of 64, kept heads such that heads * head_dim is a multiple of 64; see
-`ebcore.align`). Per precision (fp32, and bf16 autocast via `ebcore.precision`), the dense and pruned
+`ebcore.align`). Per precision (fp32, and bf16 autocast via `ebcore.study.precision`), the dense and pruned
 models take turns in every repeat (dense, p=0.3, p=0.3 aligned, p=0.5, p=0.5 aligned, dense, ...);
 each model's step time is the median over the repeats, after warm-up steps.
 
@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ebcore as eb  # noqa: E402
 from ebcore.graph import ModelGraph  # noqa: E402
 from ebcore.measure import flops_per_sample  # noqa: E402
-from ebcore.precision import autocast, check_precision  # noqa: E402
-from ebcore.train import pick_device  # noqa: E402
+from ebcore.study.precision import autocast, check_precision  # noqa: E402
+from ebcore.study.train import pick_device  # noqa: E402
 from prune_speed import MODEL_CLASSES, machine_lines, sync, to_markdown  # noqa: E402
 
 FAMILIES = ("vit", "swin", "gpt2", "roberta")

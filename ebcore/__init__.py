@@ -11,7 +11,7 @@ import warnings as _warnings
 from tqdm import TqdmWarning as _TqdmWarning
 
 # Dependencies import tqdm.auto, which warns inside a kernel without ipywidgets; ebcore's own bars are text
-# bars there (ebcore.progress), so the warning says nothing useful to a notebook reader.
+# bars there (ebcore.study.progress), so the warning says nothing useful to a notebook reader.
 _warnings.filterwarnings("ignore", message="IProgress not found", category=_TqdmWarning)
 
 from .adapters import SUPPORTED_CLASSES, family_of, get_adapter, prepare_model

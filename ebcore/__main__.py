@@ -1,6 +1,6 @@
-"""`python -m ebcore ...`: the command line (see ebcore.cli)."""
+"""`python -m ebcore ...`: the command line (see ebcore.study.cli)."""
 import sys
 
-from .cli import main
+from .study.cli import main
 
 sys.exit(main())

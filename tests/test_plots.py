@@ -1,4 +1,4 @@
-"""Figures of ebcore.plots on small synthetic inputs: what each one draws, the edge cases (empty frames,
+"""Figures of ebcore.study.plots on small synthetic inputs: what each one draws, the edge cases (empty frames,
 NaN distances, a single check, float-noise ratios) and save_figure."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
-from ebcore import plots  # noqa: E402
+from ebcore.study import plots  # noqa: E402
 
 NOISY = 0.1 + 0.2  # 0.30000000000000004
 

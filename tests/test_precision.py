@@ -4,7 +4,7 @@ import torch
 
 import ebcore as eb
 from ebcore.graph import ModelGraph
-from ebcore.precision import PRECISIONS, PrecisionError, autocast, autocast_dtype, check_precision, make_grad_scaler
+from ebcore.study.precision import PRECISIONS, PrecisionError, autocast, autocast_dtype, check_precision, make_grad_scaler
 from conftest import FAMILIES, make_batch, make_model
 
 

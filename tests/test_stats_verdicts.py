@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from ebcore.stats import paired_difference, summarize, t_quantile
-from ebcore.verdicts import above_zero, at_least, claim_verdicts, study_gap, within
+from ebcore.study.stats import paired_difference, summarize, t_quantile
+from ebcore.study.verdicts import above_zero, at_least, claim_verdicts, study_gap, within
 
 
 def test_summary_matches_hand_computation():
@@ -32,7 +32,7 @@ def test_paired_difference_matches_seeds():
 
 
 def _s(lo, hi, n=3):
-    from ebcore.stats import Summary
+    from ebcore.study.stats import Summary
     return Summary(n, (lo + hi) / 2, 0.01, lo, hi)
 
 

@@ -1,4 +1,4 @@
-"""Tests of ebcore.train: learning, determinism, schedule, callbacks, model replacement, checkpoints."""
+"""Tests of ebcore.study.train: learning, determinism, schedule, callbacks, model replacement, checkpoints."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from transformers import ViTConfig, ViTForImageClassification
 
 from ebcore.errors import CheckpointError
-from ebcore.train import (
+from ebcore.study.train import (
     Callback,
     DeviceUnavailableError,
     TrainConfig,
@@ -405,7 +405,7 @@ def test_bf16_resumes_exactly(data, tmp_path):
 
 
 def test_fp16_on_cpu_is_refused(data, monkeypatch):
-    from ebcore.precision import PrecisionError
+    from ebcore.study.precision import PrecisionError
     train_data, _ = data
     with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
         TrainConfig(epochs=1, precision="fp16", device="cpu")
@@ -420,8 +420,8 @@ def test_fp16_on_cpu_is_refused(data, monkeypatch):
 def test_grad_scaler_state_is_checkpointed(data, tmp_path, monkeypatch):
     """fp16 with a scaler, run on CPU by lifting the CUDA-only guard: a huge initial scale makes the
     scaler skip steps and shrink its scale, so a resume that forgot the scaler's state would differ."""
-    import ebcore.precision as precision
-    import ebcore.train as train_module
+    import ebcore.study.precision as precision
+    import ebcore.study.train as train_module
     monkeypatch.setattr(precision, "check_precision", lambda p, device=None: p)
     monkeypatch.setattr(train_module, "check_precision", lambda p, device=None: p)
     scalers = []

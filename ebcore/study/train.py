@@ -50,10 +50,10 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from ebcore.progress import tqdm
+from .progress import tqdm
 
-from ebcore.errors import CheckpointError, EbcoreError
-from ebcore.precision import PRECISIONS, autocast, check_precision, make_grad_scaler
+from ..errors import CheckpointError, EbcoreError
+from .precision import PRECISIONS, autocast, check_precision, make_grad_scaler
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_COLUMNS = (

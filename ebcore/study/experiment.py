@@ -37,18 +37,19 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from . import data as D
-from .detector import EarlyBirdDetector
-from .io import save_pruned
-from .masks import Mask, check_ratio, draw_mask, random_mask
-from .measure import flops_per_sample, folder_bytes, scored_weight_elements, train_flops_per_sample, training_memory
+from ..detector import EarlyBirdDetector
+from ..io import save_pruned
+from ..masks import Mask, check_ratio, draw_mask, random_mask
+from ..measure import flops_per_sample, folder_bytes, scored_weight_elements, train_flops_per_sample, training_memory
 from .paths import relative_to_repo
 from .models import FamilySpec, build_model, get_spec
-from .surgery import count_parameters, prune_model
-from .train import CHECKPOINT_NAME, Callback, TrainConfig, TrainState, evaluate, pick_device, train
+from ..surgery import count_parameters, prune_model
+from .train import CHECKPOINT_NAME, TrainConfig, evaluate, pick_device, train
+from .watching import EarlyBirdWatch
 
 @dataclass(frozen=True)
 class RetrainMode:
@@ -281,136 +282,6 @@ def _tokenizer(spec: FamilySpec):
             tok.pad_token = tok.eos_token
         return tok
     return D.gpt2_tokenizer() if spec.family == "gpt2" else D.roberta_tokenizer()
-
-
-# --- the watching callback ------------------------------------------------------------------------
-
-class EarlyBirdWatch(Callback):
-    """Checks both detectors at every epoch end (or every N steps), keeps a clock of training time and
-    counts the samples trained on until each check (for exact FLOP accounting).
-
-    With the Taylor criterion, the gradient of every parameter is summed over all steps so far and each
-    check scores |w · Σg| with that running sum (EarlyBERT-like: a gradient-aware importance gathered
-    over training, not one noisy batch; with sums over single check intervals of 4 steps the masks of
-    fine-tuned MiniLM kept moving by 0.07-0.2 and never settled). Training is not affected.
-    When the ruling detector's ticket first appears for a ratio, the model's weights at that moment are
-    written to `ticket_dir` (needed by the `continue` mode); at the end of training, ratios whose ticket
-    never appeared get the final weights (the fallback ticket is the last check).
-    """
-
-    def __init__(self, detectors: dict[str, EarlyBirdDetector], rule: str, ticket_dir: Path | None,
-                 every_steps: int | None = None, train_size: int = 0, batch_size: int = 1):
-        self.detectors, self.rule, self.ticket_dir, self.every_steps = detectors, rule, ticket_dir, every_steps
-        self.train_size, self.batch_size = train_size, batch_size
-        self.check_seconds: list[float] = []   # training clock at each check
-        self.check_epochs: list[float] = []    # fractional epoch at each check
-        self.check_samples: list[int] = []     # training samples seen at each check
-        self.search_seconds = 0.0              # time spent scoring and comparing masks
-        self.elapsed = 0.0
-        self.taylor = detectors[rule].criterion == "taylor"
-        self._grad_sum: dict[str, torch.Tensor] = {}
-        self._mark = None
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        if self._mark is not None:
-            self.elapsed += now - self._mark
-        self._mark = now
-
-    def samples_at(self, step: int, steps_per_epoch: int) -> int:
-        """Training samples seen after `step` optimizer steps (the last batch of an epoch may be short)."""
-        full, rest = divmod(step, steps_per_epoch)
-        return full * self.train_size + min(rest * self.batch_size, self.train_size)
-
-    def on_train_start(self, state: TrainState) -> None:
-        self._mark = time.perf_counter()
-
-    def on_step_end(self, state: TrainState) -> None:
-        if not self.taylor:
-            return
-        with torch.no_grad():
-            for name, p in state.model.named_parameters():
-                if p.grad is not None:
-                    acc = self._grad_sum.get(name)
-                    self._grad_sum[name] = p.grad.detach().clone() if acc is None else acc.add_(p.grad)
-
-    def _draw(self, model: nn.Module) -> dict:
-        ruling = self.detectors[self.rule]
-        if not self.taylor:
-            return ruling.draw_masks(model)
-        saved = {}
-        for name, p in model.named_parameters():  # score with the gradient summed since the last check
-            saved[name] = p.grad
-            p.grad = self._grad_sum.get(name, torch.zeros_like(p)) if p.requires_grad else p.grad
-        try:
-            return ruling.draw_masks(model)
-        finally:
-            for name, p in model.named_parameters():
-                p.grad = saved[name]
-
-    def _check(self, state: TrainState, at: float) -> None:
-        self._tick()
-        start = time.perf_counter()
-        ruling = self.detectors[self.rule]
-        before = set(ruling.tickets)
-        masks = self._draw(state.model)
-        for det in self.detectors.values():
-            det.add_masks(masks, at)
-        self.search_seconds += time.perf_counter() - start
-        self.check_seconds.append(self.elapsed)
-        self.check_epochs.append(state.global_step / state.steps_per_epoch)
-        self.check_samples.append(self.samples_at(state.global_step, state.steps_per_epoch))
-        for ratio in set(ruling.tickets) - before:
-            self._save_weights(state.model, ratio)
-        self._mark = time.perf_counter()  # the search is accounted separately
-
-    def _save_weights(self, model: nn.Module, ratio: float) -> None:
-        if self.ticket_dir is None:
-            return
-        self.ticket_dir.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(_untie(weights), str(self.ticket_dir / f"ticket-{ratio}.safetensors"))
-
-    def on_check(self, state: TrainState) -> None:
-        if self.every_steps:
-            self._check(state, state.global_step)
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        if not self.every_steps:
-            self._check(state, state.epoch)
-        else:
-            self._tick()
-
-    def on_train_end(self, state: TrainState) -> None:
-        ruling = self.detectors[self.rule]
-        for ratio in ruling.ratios:
-            if ratio not in ruling.tickets:  # fallback ticket: the last check, i.e. the final weights
-                self._save_weights(state.model, ratio)
-
-    def state_dict(self) -> dict:
-        self._tick()
-        return {"detectors": {k: d.state_dict() for k, d in self.detectors.items()},
-                "check_seconds": self.check_seconds, "check_epochs": self.check_epochs,
-                "check_samples": self.check_samples, "search_seconds": self.search_seconds,
-                "elapsed": self.elapsed, "grad_sum": dict(self._grad_sum)}
-
-    def load_state_dict(self, state: dict) -> None:
-        for k, d in self.detectors.items():
-            d.load_state_dict(state["detectors"][k])
-        self.check_seconds, self.check_epochs = list(state["check_seconds"]), list(state["check_epochs"])
-        self.check_samples = list(state["check_samples"])
-        self.search_seconds, self.elapsed = state["search_seconds"], state["elapsed"]
-        self._grad_sum = dict(state.get("grad_sum", {}))
-
-
-def _untie(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """safetensors refuses shared storage (tied embeddings): clone duplicates."""
-    seen, out = set(), {}
-    for k, v in weights.items():
-        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
-        out[k] = v.clone() if key in seen else v
-        seen.add(key)
-    return out
 
 
 # --- runs -----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ except in an interactive Jupyter session with ipywidgets installed; Jupyter rend
 carriage returns in place, papermill logs it line by line. Outside a terminal the bar redraws at most
 every few seconds (`mininterval`), so logs and stored notebooks stay small.
 
-    from ebcore.progress import tqdm
+    from .progress import tqdm
     for batch in tqdm(loader, desc="epoch 1", leave=False): ...
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import ContextManager
 
 import torch
 
-from .errors import EbcoreError
+from ..errors import EbcoreError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

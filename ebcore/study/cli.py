@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
 
-from .errors import EbcoreError
+from ..errors import EbcoreError
 from .models import FAMILIES, PROFILES
 from .paths import relative_to_repo, repo_root, scrub_notebook
 

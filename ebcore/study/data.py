@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ebcore.errors import DataNotFoundError
+from ..errors import DataNotFoundError
 
 __all__ = [
     "DictDataset",

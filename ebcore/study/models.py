@@ -18,9 +18,9 @@ import torch
 import transformers as T
 from torch import nn
 
-from .adapters import prepare_model
-from .defaults import default_threshold
-from .errors import DataNotFoundError
+from ..adapters import prepare_model
+from ..defaults import default_threshold
+from ..errors import DataNotFoundError
 
 FAMILIES = ("vit", "swin", "gpt2", "roberta", "bert")
 PROFILES = ("ci", "cpu", "gpu", "paper")
