@@ -20,7 +20,8 @@ from .errors import (CheckpointError, CheckpointExistsError, DataNotFoundError, 
 from .graph import ModelGraph
 from .masks import LayerMask, Mask, draw_mask, mask_distance, mask_from_scores, pairwise_distances, random_mask
 from .scores import Scores, score_model
-from .surgery import PruneReport, apply_soft_mask, count_parameters, prune_model, soft_masked
+from .measure import count_parameters
+from .surgery import PruneReport, apply_soft_mask, prune_model, soft_masked
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""Cost measurements of a model: FLOPs per sample, training memory, size on disk.
+"""Cost measurements of a model: parameters, FLOPs per sample, training memory, size on disk.
 
 Memory on CUDA is what the device allocator reports; on CPU there is no allocator peak to read, so we
 measure what autograd keeps for backward on one batch (saved_tensors_hooks) and add the training
@@ -16,7 +16,19 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .surgery import count_parameters
+from .errors import UnsupportedModelError, describe
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of distinct parameters (tied weights counted once)."""
+    if not isinstance(model, nn.Module):
+        raise UnsupportedModelError(f"model must be a torch.nn.Module, got {describe(model)}")
+    seen, total = set(), 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
 
 
 def _first_rows(batch: dict, n: int) -> dict:

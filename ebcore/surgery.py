@@ -21,21 +21,10 @@ import torch
 from torch import nn
 
 from .adapters import BlockSpec, get_adapter, prepare_model
-from .errors import InvalidArgumentError, MaskMismatchError, PruningError, UnsupportedModelError, describe
+from .errors import InvalidArgumentError, MaskMismatchError, PruningError, describe
 from .graph import ModelGraph, head_channels
 from .masks import LayerMask, Mask, as_mask
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of distinct parameters (tied weights counted once)."""
-    if not isinstance(model, nn.Module):
-        raise UnsupportedModelError(f"model must be a torch.nn.Module, got {describe(model)}")
-    seen, total = set(), 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
+from .measure import count_parameters
 
 
 def _check_fits(blocks: list[BlockSpec], mask: Mask) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import nbformat
 
+from ebcore.study.families import FAMILIES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Every ExperimentConfig field, with its notebook default and a comment (tests check the list is complete).
@@ -176,8 +178,7 @@ def build(family: str, notebook: str, title: str) -> nbformat.NotebookNode:
     return nb
 
 
-NOTEBOOKS = {"vit": ("vit", "ViT"), "swin": ("swin", "Swin"), "gpt2": ("gpt2", "GPT-2"),
-             "roberta": ("roberta", "RoBERTa"), "bert": ("bert_finetune", "MiniLM (BERT) fine-tuning")}
+NOTEBOOKS = {name: (fam.notebook, fam.title) for name, fam in FAMILIES.items()}
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import transformers as T
 from ebcore.study.data import DictDataset
 from ebcore.hf import MASK_FILE, EarlyBirdCallback, add_early_bird, prepare_resume, read_saved_state
 from ebcore.masks import Mask
-from ebcore.surgery import count_parameters
+from ebcore.measure import count_parameters
 
 VOCAB, SEQ = 60, 8
 

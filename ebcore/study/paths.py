@@ -1,20 +1,84 @@
-"""Paths that written results may hold: the repository root, paths relative to it, and scrubbing of
-machine paths (the checkout's and the Python environment's absolute paths) out of executed notebooks.
+"""Where the study's files live, in one module: the checkout, the run folders and their artefacts, the
+results folders and their tables, figures, notebooks and timings.
+
+    runs/<family>/<profile>/seed<k>/dense-<key>/                     the watched dense run of one seed
+    runs/<family>/<profile>/seed<k>/<kind>-<mode>-p<ratio>-<key>/    a pruned run (ticket or control)
+        params.json  result.json  mask.json  model/  tickets/ticket-<ratio>.safetensors  checkpoint.pt
+    results/<family>/<profile>/     table.csv, table-seed<k>.csv, curves.csv, distances.csv, detectors.json.gz,
+                                    config.json, summary.{csv,md}, paired.csv, verdicts.csv, <figure>.png,
+                                    <notebook>.ipynb
+    results/timings-<profile>.csv, results/README.md
+
+A run folder's name ends with a hash of everything that determines the run (`run_key`), so a finished
+run is found again and reused, and two different runs never share a folder.
 
     relative_to_repo("/home/me/ebcore/results")   # -> "results" (paths outside the checkout stay as given)
-    scrub_notebook("results/vit/cpu/vit.ipynb")   # "/home/me/ebcore/..." -> "./...", site-packages -> "<python>/..."
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import re
-import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-__all__ = ["repo_root", "relative_to_repo", "machine_paths", "scrub_text", "scrub_notebook"]
+# --- artefacts of a run folder ------------------------------------------------------------------------
+PARAMS_FILE = "params.json"      # what determines the run (its key's source)
+RESULT_FILE = "result.json"      # written last: a folder with it is finished
+MASK_FILE = "mask.json"          # the mask a pruned run was pruned with
+MODEL_DIR = "model"              # the final (pruned) model, ebcore.io.save_pruned
+TICKETS_DIR = "tickets"          # a dense run's weights when each ticket appeared (the `continue` mode)
 
+# --- tables of a results folder -------------------------------------------------------------------------
+TABLE_CSV, TABLE_JSON, CURVES_CSV, DISTANCES_CSV = "table.csv", "table.json", "curves.csv", "distances.csv"
+DETECTORS_FILE, CONFIG_FILE = "detectors.json.gz", "config.json"
+SUMMARY_CSV, SUMMARY_MD, PAIRED_CSV, VERDICTS_CSV = "summary.csv", "summary.md", "paired.csv", "verdicts.csv"
+README = "README.md"
+
+
+def run_key(params: dict[str, Any]) -> str:
+    """A short, stable hash of a run's parameters (the end of its folder's name)."""
+    return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def seed_folder(runs_dir: str | Path, family: str, profile: str, seed: int) -> Path:
+    """Run folders of one seed: runs/<family>/<profile>/seed<k>/ (seeds never share a folder)."""
+    return Path(runs_dir) / family / profile / f"seed{seed}"
+
+
+def dense_run_folder(seed_dir: Path, params: dict[str, Any]) -> Path:
+    return seed_dir / f"dense-{run_key(params)}"
+
+
+def pruned_run_folder(seed_dir: Path, kind: str, mode: str, ratio: float, params: dict[str, Any]) -> Path:
+    return seed_dir / f"{kind}-{mode}-p{ratio}-{run_key(params)}"
+
+
+def ticket_weights(tickets_dir: Path, ratio: float) -> Path:
+    """The dense weights saved when the ticket at `ratio` appeared."""
+    return tickets_dir / f"ticket-{ratio}.safetensors"
+
+
+def results_folder(results_dir: str | Path, family: str, profile: str) -> Path:
+    return Path(results_dir) / family / profile
+
+
+def seed_table(seed: int) -> str:
+    return f"table-seed{seed}.csv"
+
+
+def figure_file(name: str) -> str:
+    return f"{name}.png"
+
+
+def notebook_file(notebook: str) -> str:
+    return f"{notebook}.ipynb"
+
+
+def timings_file(results_dir: str | Path, profile: str) -> Path:
+    return Path(results_dir) / f"timings-{profile}.csv"
+
+
+# --- the checkout ---------------------------------------------------------------------------------------
 
 def repo_root(start: str | Path | None = None) -> Path:
     """The checkout holding ebcore: the folder with pyproject.toml and ebcore/ above `start`.
@@ -43,65 +107,3 @@ def relative_to_repo(path: str | Path, root: str | Path | None = None) -> str:
     except ValueError:
         return target.as_posix()
     return rel.as_posix() or "."
-
-
-def machine_paths(root: str | Path | None = None) -> list[tuple[str, str]]:
-    """(absolute prefix, replacement) pairs, longest first: the Python environment's prefixes become
-    "<python>" and the repository root becomes "."; both as given and with symlinks resolved."""
-    base = Path(root) if root is not None else repo_root()
-    pairs: dict[str, str] = {}
-    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
-        for form in {prefix, os.path.realpath(prefix)}:
-            if len(form) > 1:
-                pairs[form.rstrip("/")] = "<python>"
-    for form in {str(base), os.path.realpath(base)}:
-        if len(form) > 1:
-            pairs[form.rstrip("/")] = "."   # the checkout wins when the environment lives inside it
-    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
-
-
-def scrub_text(text: str, pairs: Iterable[tuple[str, str]] | None = None) -> str:
-    """`text` with every machine path prefix replaced (only at a path boundary: /a/b does not match /a/bc)."""
-    for prefix, repl in (machine_paths() if pairs is None else pairs):
-        text = re.sub(re.escape(prefix) + r"(?=[/\\'\"\s:,)\]]|$)", lambda _m, r=repl: r, text)
-    return text
-
-
-def _collapse_carriage_returns(text: str) -> str:
-    """What a terminal shows of a stream: each line keeps the part after its last carriage return
-    (progress bars redraw themselves with "\\r"; a stored notebook need not keep every frame)."""
-    lines = text.split("\n")
-    out = []
-    for line in lines:
-        parts = [p for p in line.split("\r") if p.strip()]
-        out.append(parts[-1] if parts else "")
-    return "\n".join(out)
-
-
-def _scrub(value: Any, pairs: list[tuple[str, str]]) -> Any:
-    if isinstance(value, str):
-        return scrub_text(value, pairs)
-    if isinstance(value, list):
-        return [_scrub(v, pairs) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub(v, pairs) for k, v in value.items()}
-    return value
-
-
-def scrub_notebook(path: str | Path, root: str | Path | None = None, output_path: str | Path | None = None) -> Path:
-    """Rewrite an executed notebook without machine paths (outputs, metadata, parameters), with progress
-    bar frames collapsed in stream outputs; `output_path` (where the file will be moved) replaces
-    papermill's record of the path it wrote to. Returns `path`."""
-    path = Path(path)
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    if output_path is not None and isinstance(nb.get("metadata", {}).get("papermill"), dict):
-        nb["metadata"]["papermill"]["output_path"] = str(output_path)
-    pairs = machine_paths(root)
-    for cell in nb.get("cells", []):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream":
-                text = "".join(out.get("text", []))
-                out["text"] = _collapse_carriage_returns(text).splitlines(keepends=True)
-    nb = _scrub(nb, pairs)
-    path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path

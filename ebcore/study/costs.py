@@ -1,0 +1,44 @@
+"""Exact training cost of a run, in FLOPs: what a model costs per sample, what scoring costs per check, and
+what a run pays before its retraining starts (its mask's search).
+
+Training FLOPs are forward + backward FLOPs per sample (torch's FlopCounterMode, ebcore.measure) x samples
+trained on, plus the scoring passes. A run's total is its `search` (see ebcore.study.retrain.Control:
+the dense training until the ticket when it starts from the ticket's weights, the whole dense run for the
+late ticket, one scoring pass for a one-shot mask, nothing for a mask trained from the initial weights)
+plus its retraining. Wall time is kept beside it as a secondary, noisy column.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..measure import count_parameters, flops_per_sample, train_flops_per_sample, training_memory
+
+
+def measure_model(model: nn.Module, batch: dict) -> dict[str, Any]:
+    """Parameters, forward and training FLOPs per sample, and training memory of `model` on `batch`."""
+    mem, kind = training_memory(model, batch)
+    return {"params": count_parameters(model), "flops_per_sample": flops_per_sample(model, batch),
+            "train_flops_per_sample": train_flops_per_sample(model, batch),
+            "train_memory_bytes": mem, "memory_kind": kind}
+
+
+def scoring_flops(criterion: str, elements: int) -> int:
+    """FLOPs of one scoring pass over `elements` weight elements (see measure.scored_weight_elements)."""
+    return (3 if criterion == "taylor" else 2) * elements
+
+
+def search_cost(dense: dict, ticket: dict, search: str) -> tuple[float, float]:
+    """(FLOPs, seconds) that a run pays before its retraining starts, from the dense run's record and the
+    ticket's (ebcore.study.runs.ticket_info); `search` is the kind of ebcore.study.retrain.search_kind."""
+    per_sample = dense["train_flops_per_sample"]
+    score = dense["scoring_flops_per_check"]
+    if search == "ticket":
+        return (ticket["samples_to_ticket"] * per_sample + score * (ticket["check_index"] + 1),
+                ticket["seconds_to_ticket"])
+    if search == "dense":
+        return dense["total_flops"], dense["train_seconds"]
+    if search == "oneshot":
+        return scoring_flops("magnitude", dense["scored_elements"]), 0.0
+    return 0.0, 0.0
