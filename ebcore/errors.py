@@ -45,3 +45,7 @@ def describe(value: object) -> str:
     if len(text) > 80:
         text = text[:77] + "..."
     return f"{text} (type {type(value).__name__})"
+
+
+class UsageError(EbcoreError, ValueError):
+    """The command line was used wrongly (unknown name, missing value); exit status 2."""

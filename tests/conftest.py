@@ -66,7 +66,7 @@ def runs_root(tmp_path_factory):
 def ci_results(runs_root):
     """Every family's ci pipeline, run once per session (the notebook tests reuse these runs)."""
     from ebcore.study.experiment import ExperimentConfig, run_experiment
-    from ebcore.study.models import FAMILIES as PIPELINE_FAMILIES
+    from ebcore.study.families import FAMILIES as PIPELINE_FAMILIES
     return {family: run_experiment(ExperimentConfig(family, profile="ci", runs_dir=str(runs_root / "runs"),
                                                     results_dir=str(runs_root / "results")))
             for family in PIPELINE_FAMILIES}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ebcore.study import cli, paths, report
+from ebcore.study import cli, paths, readme, report, scrub
 
 ROOT = Path(__file__).resolve().parents[1]
 # An absolute path into a checkout or an environment: "/x/y/results", "/x/.venv/lib/.../site-packages".
@@ -150,7 +150,7 @@ def _committed_like(tmp_path: Path) -> Path:
         (folder / "accuracy_curves.png").write_bytes(b"png")
         (folder / f"{nb}.ipynb").write_text(json.dumps({"cells": [], "metadata": {"good": True}}))
     (results / "timings-cpu.csv").write_text("notebook,profile,seconds,status\nvit,cpu,645,ok\ngpt2,cpu,725,ok\n")
-    report.gather(results)
+    readme.gather(results)
     return results
 
 
@@ -234,13 +234,13 @@ def test_gather_keeps_every_profile(tmp_path):
     ci = results / "roberta" / "ci"
     ci.mkdir(parents=True)
     (ci / "summary.md").write_text("### roberta (ci profile)\n\n| run |\n|---|\n| dense |\n")
-    text = report.gather(results).read_text()
+    text = readme.gather(results).read_text()
     assert text.index("## cpu profile") < text.index("## paper profile")
     assert "### vit (cpu profile)" in text and "### gpt2 (cpu profile)" in text and "### swin (paper profile)" in text
     assert "| vit | cpu | 645 | ok |" in text and "ci profile" not in text
     assert "[vit.ipynb](vit/cpu/vit.ipynb)" in text and "[accuracy_curves.png](vit/cpu/accuracy_curves.png)" in text
-    assert report.gather(results).read_text() == text  # deterministic
-    with_ci = report.gather(results, include_ci=True).read_text()
+    assert readme.gather(results).read_text() == text  # deterministic
+    with_ci = readme.gather(results, include_ci=True).read_text()
     assert with_ci.index("## paper profile") < with_ci.index("## ci profile")
 
 
@@ -265,7 +265,7 @@ def test_scrub_notebook_removes_machine_paths(tmp_path):
         "metadata": {"papermill": {"parameters": {"runs_dir": f"{root}/runs"}}}}
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps(nb))
-    paths.scrub_notebook(path, root)
+    scrub.scrub_notebook(path, root)
     text = path.read_text()
     assert str(root) + "/" not in text and sys.prefix not in text
     out = json.loads(text)
@@ -291,7 +291,7 @@ def test_cli_run_ci_profile(tmp_path):
     for name in ("summary.md", "summary.csv", "mask_distance_curves.png", "config.json"):
         assert (folder / name).is_file(), name
     assert "### vit (ci profile)" in out.stdout and "p=0.5" in (folder / "summary.md").read_text()
-    assert "### vit (ci profile)" in report.gather(tmp_path / "results", include_ci=True).read_text()
+    assert "### vit (ci profile)" in readme.gather(tmp_path / "results", include_ci=True).read_text()
     hits = machine_paths_in(tmp_path / "results", allowed=tmp_path)
     assert hits == [], hits
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import ebcore.study.experiment as X
+import ebcore.study.runs as R
+from ebcore.study.train import Callback
 from ebcore.errors import DataNotFoundError
 from ebcore.study.experiment import TABLE_COLUMNS, ExperimentConfig, run_experiment
-from ebcore.study.models import FAMILIES, build_model, get_spec
+from ebcore.study.families import FAMILIES, build_model, get_spec
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -24,7 +25,7 @@ def test_ci_pipeline_table_is_sane(ci_results, family):
     assert (pruned.flops_ratio < 1).all() and (pruned.memory_ratio < 1).all()
     assert t.test_accuracy.between(0, 1).all() and t.best_val_accuracy.between(0, 1).all()
     eb = t[t.kind == "early_bird"]
-    budget = res.config.spec().train["epochs"]
+    budget = res.config.spec().train.epochs
     assert eb.ticket_epoch.between(0, budget).all(), "the ticket lies within the training budget"
     assert (eb.time_rel_dense > 0).all() and dense.time_rel_dense == 1.0  # wall time: only its sign is testable
     assert dense.flops_rel_dense == 1.0 and (t.total_flops >= t.train_flops).all()
@@ -42,7 +43,7 @@ def test_ci_pipeline_table_is_sane(ci_results, family):
 def test_finished_runs_are_reused(ci_results, runs_root, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a finished run was trained again")
-    monkeypatch.setattr(X, "train", boom)
+    monkeypatch.setattr(R, "train", boom)
     again = run_experiment(ExperimentConfig("vit", profile="ci", runs_dir=str(runs_root / "runs"),
                                             results_dir=str(runs_root / "results")))
     pd.testing.assert_frame_equal(again.table, ci_results["vit"].table)
@@ -52,9 +53,9 @@ def test_interrupted_dense_run_resumes_to_the_same_ticket(tmp_path, monkeypatch)
     cfg = dict(family="vit", profile="ci", epochs=3, ratios=(0.3,), controls=(), results_dir=str(tmp_path / "r"))
     whole = run_experiment(ExperimentConfig(**cfg, runs_dir=str(tmp_path / "a")))
 
-    real_train = X.train
+    real_train = R.train
 
-    class Crash(X.Callback):
+    class Crash(Callback):
         def on_epoch_end(self, state):
             if state.epoch == 2:
                 raise KeyboardInterrupt  # after the epoch-1 checkpoint, before epoch 2's
@@ -62,10 +63,10 @@ def test_interrupted_dense_run_resumes_to_the_same_ticket(tmp_path, monkeypatch)
     def crashing(model, data, config, val, callbacks=(), **kw):
         return real_train(model, data, config, val, list(callbacks) + [Crash()], **kw)
 
-    monkeypatch.setattr(X, "train", crashing)
+    monkeypatch.setattr(R, "train", crashing)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(ExperimentConfig(**cfg, runs_dir=str(tmp_path / "b")))
-    monkeypatch.setattr(X, "train", real_train)
+    monkeypatch.setattr(R, "train", real_train)
     resumed = run_experiment(ExperimentConfig(**cfg, runs_dir=str(tmp_path / "b")))
     cols = ["run", "ticket_epoch", "test_accuracy", "test_loss", "params"]
     pd.testing.assert_frame_equal(resumed.table[cols], whole.table[cols])
@@ -165,7 +166,7 @@ def test_one_shot_control_and_taylor_criterion(tmp_path):
     assert cfg.effective_criterion == "taylor" and "oneshot" in cfg.effective_controls
     res = run_experiment(cfg)
     one = res.table[res.table.kind == "oneshot"].iloc[0]
-    assert one["mode"] == "finetune" and one.epochs_trained == cfg.spec().train["epochs"]
+    assert one["mode"] == "finetune" and one.epochs_trained == cfg.spec().train.epochs
     assert 0 < one.search_flops < 1e9  # one scoring pass, no training
     det = res.detectors[0]["consecutive"]
     assert det.criterion == "taylor" and len(det.history) >= 2
@@ -176,8 +177,8 @@ def test_gpu_profile_code_paths_at_ci_size(tmp_path):
     Swin), exercised on CPU at ci size."""
     gpu = get_spec("swin", "gpu")
     assert gpu.precision == "bf16" and gpu.align == 8 and gpu.workers == 3 and len(gpu.model["depths"]) == 3
-    assert get_spec("vit", "gpu").data["train"] == 54000 and get_spec("vit", "gpu").data["test"] == 10000
-    assert get_spec("vit", "gpu").train["epochs"] >= 20 and get_spec("vit", "gpu").seeds == (0, 1, 2)
+    assert get_spec("vit", "gpu").data.train == 54000 and get_spec("vit", "gpu").data.test == 10000
+    assert get_spec("vit", "gpu").train.epochs >= 20 and get_spec("vit", "gpu").seeds == (0, 1, 2)
     cfg = ExperimentConfig("vit", profile="ci", seeds=(0, 1), workers=2, precision=gpu.precision, align=gpu.align,
                            ratios=(0.3,), controls=("random",), epochs=2, runs_dir=str(tmp_path / "runs"),
                            results_dir=str(tmp_path / "r"))

@@ -105,7 +105,7 @@ def test_state_roundtrip_through_from_state():
 
 def test_default_threshold_is_the_familys(tmp_path):
     from ebcore.defaults import default_threshold
-    from ebcore.study.models import get_spec
+    from ebcore.study.families import get_spec
     for family in ("vit", "swin", "gpt2", "roberta", "bert"):  # one place for the study and the callback
         assert get_spec(family, "cpu").threshold == default_threshold(family)
     trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=2), train_dataset=text_data())

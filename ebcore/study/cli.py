@@ -5,7 +5,7 @@
     ebcore report                     # rebuild results/README.md from what is on disk
     ebcore report --profile cpu       # ... and print that profile's section
 
-`run` calls `ebcore.report.run_and_report` (the code path of the notebooks); `notebooks` executes the
+`run` calls `ebcore.study.report.run_and_report` (the code path of the notebooks); `notebooks` executes the
 notebooks themselves. Values of `--set NAME=VALUE` and `-p NAME VALUE` are YAML (lists, dicts, numbers,
 null/None). Bad usage prints one line and exits with status 2; failed notebooks exit with status 1.
 
@@ -17,31 +17,23 @@ git-ignored); `results/timings-<profile>.csv` keeps the rows of notebooks this c
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import re
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
+from typing import Any, Iterable, Mapping, NoReturn, Sequence
 
-from ..errors import EbcoreError
-from .models import FAMILIES, PROFILES
-from .paths import relative_to_repo, repo_root, scrub_notebook
+from ..errors import EbcoreError, UsageError
+from .families import FAMILIES
+from .notebooks import FAMILY_OF, KERNEL, NOTEBOOK_OF, check_kernel, run_notebooks, update_timings
+from .paths import relative_to_repo, repo_root
+from .profiles import PROFILES
 
 __all__ = ["UsageError", "main", "parse_value", "parse_assignment", "parse_seeds", "resolve_notebooks",
            "check_parameters", "run_notebooks", "update_timings", "NOTEBOOK_OF", "KERNEL"]
 
-NOTEBOOK_OF = {"vit": "vit", "swin": "swin", "gpt2": "gpt2", "roberta": "roberta", "bert": "bert_finetune"}
-FAMILY_OF = {nb: fam for fam, nb in NOTEBOOK_OF.items()}
-KERNEL = "ebcore"
-TIMINGS_COLUMNS = ("notebook", "profile", "seconds", "status")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-class UsageError(EbcoreError, ValueError):
-    """The command line was used wrongly (unknown name, missing value); exit status 2."""
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -132,107 +124,6 @@ def resolve_notebooks(only: str | None) -> list[str]:
     return chosen
 
 
-# --- timings --------------------------------------------------------------------------------------
-
-def update_timings(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Replace the rows of `path` (a timings CSV) for the notebooks in `rows`, keep the others (in the
-    notebooks' order); the file is never emptied. Written through a temporary file."""
-    path = Path(path)
-    kept: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("notebook"):
-                    kept[row["notebook"]] = {c: row.get(c, "") for c in TIMINGS_COLUMNS}
-    for row in rows:
-        kept[str(row["notebook"])] = {c: row.get(c, "") for c in TIMINGS_COLUMNS}
-    order = list(FAMILY_OF)
-    names = sorted(kept, key=lambda n: (order.index(n) if n in order else len(order), n))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TIMINGS_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(kept[n] for n in names)
-    os.replace(tmp, path)
-    return path
-
-
-# --- executing notebooks --------------------------------------------------------------------------
-
-def _papermill_execute(input_path: str, output_path: str, **kwargs: Any) -> Any:
-    import papermill
-    return papermill.execute_notebook(input_path, output_path, **kwargs)
-
-
-def check_kernel(name: str = KERNEL) -> None:
-    """The Jupyter kernel the notebooks run in must be registered (scripts/setup.sh does it)."""
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager
-    except ImportError:
-        raise UsageError("papermill and jupyter are not installed: run `bash scripts/setup.sh` "
-                         "(or pip install -e '.[notebooks]')") from None
-    if name not in KernelSpecManager().find_kernel_specs():
-        raise UsageError(f"the Jupyter kernel {name!r} is not registered: run `bash scripts/setup.sh`")
-
-
-def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[str, Any] | None = None,
-                  results_dir: str | Path | None = None, root: str | Path | None = None,
-                  execute: Callable[..., Any] = _papermill_execute, log: Callable[[str], None] = print,
-                  ) -> dict[str, str]:
-    """Execute `notebooks` with papermill in `profile`; returns notebook -> "ok" or "FAILED".
-
-    Each executed copy goes to `<results_dir>/<family>/<profile>/.<nb>.running.ipynb`, machine paths
-    scrubbed, then replaces `<nb>.ipynb` on success or becomes `<nb>.failed.ipynb` on failure (a good
-    copy from an earlier run is left alone). Timings of the notebooks that succeeded replace their rows
-    in `<results_dir>/timings-<profile>.csv`; README.md is rebuilt from everything on disk."""
-    from .report import gather
-    root = Path(root) if root is not None else repo_root()
-    results = Path(results_dir) if results_dir is not None else root / "results"
-    params = dict(parameters or {})
-    if results_dir is not None and "results_dir" not in params:
-        params["results_dir"] = str(Path(results).resolve())
-    status: dict[str, str] = {}
-    for nb in notebooks:
-        family = FAMILY_OF[nb]
-        source = root / "notebooks" / f"{nb}.ipynb"
-        out_dir = results / family / profile
-        out_dir.mkdir(parents=True, exist_ok=True)
-        final, running, failed = (out_dir / f"{nb}.ipynb", out_dir / f".{nb}.running.ipynb",
-                                  out_dir / f"{nb}.failed.ipynb")
-        log(f"== {nb} ({profile} profile) -> {relative_to_repo(final, root)}")
-        start = time.perf_counter()
-        try:
-            execute(str(source), str(running), parameters={"profile": profile, **params}, kernel_name=KERNEL,
-                    cwd=str(root / "notebooks"), progress_bar=True, log_output=True)
-        except Exception as err:  # noqa: BLE001 - any failure of a notebook is reported, the others go on
-            seconds = time.perf_counter() - start
-            status[nb] = "FAILED"
-            if running.is_file():
-                scrub_notebook(running, root, output_path=failed)
-                os.replace(running, failed)
-                where = f"; executed copy with the error: {relative_to_repo(failed, root)}"
-            else:
-                where = ""
-            first = str(err).strip().splitlines()
-            log(f"== {nb}: FAILED after {seconds:.0f} s ({type(err).__name__}: "
-                f"{first[-1] if first else ''}){where}")
-            continue
-        except BaseException:
-            running.unlink(missing_ok=True)
-            raise
-        seconds = time.perf_counter() - start
-        scrub_notebook(running, root, output_path=final)
-        os.replace(running, final)
-        failed.unlink(missing_ok=True)
-        status[nb] = "ok"
-        update_timings(results / f"timings-{profile}.csv",  # now: an interrupted call keeps what finished
-                       [{"notebook": nb, "profile": profile, "seconds": round(seconds), "status": "ok"}])
-        log(f"== {nb}: ok in {seconds:.0f} s")
-    if any(s == "ok" for s in status.values()):
-        log(f"results summary: {relative_to_repo(gather(results), root)}")
-    return status
-
-
 # --- commands -------------------------------------------------------------------------------------
 
 def _default_dirs(params: dict[str, Any], root: Path) -> dict[str, Any]:
@@ -243,7 +134,8 @@ def _default_dirs(params: dict[str, Any], root: Path) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiment import ExperimentConfig
-    from .report import gather, run_and_report
+    from .readme import gather
+    from .report import run_and_report
     params: dict[str, Any] = dict(parse_assignment(a) for a in args.set or [])
     check_parameters(params, refused=("family", "profile"))
     if "progress" in parameter_names():
@@ -257,9 +149,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         except (ValueError, TypeError) as err:
             raise UsageError(str(err)) from None
     for config in configs:
-        paths = run_and_report(config)
-        print("written:", *sorted(relative_to_repo(p, root) for p in paths.values()), sep="\n  ")
-        md = paths.get("summary_md")
+        written = run_and_report(config)
+        print("written:", *sorted(relative_to_repo(p, root) for p in written.values()), sep="\n  ")
+        md = written.get("summary_md")
         if md is not None and Path(md).is_file():
             print()
             print(Path(md).read_text())
@@ -301,7 +193,7 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import gather, profile_section
+    from .readme import gather, profile_section
     results = Path(args.results)
     if not results.is_dir():
         raise UsageError(f"no results folder {str(results)!r}: run `ebcore notebooks` or `ebcore run` first, "

@@ -1,5 +1,5 @@
 """What a notebook shows and writes for one experiment: the summary table next to the study's numbers,
-the figures, and `results/README.md` gathering every family's table.
+the paired differences and verdicts, the figures (results/README.md is gathered by ebcore.study.readme).
 
     summary = summary_table(result)          # one readable row per run
     figures = make_figures(result)           # name -> matplotlib Figure
@@ -7,25 +7,16 @@ the figures, and `results/README.md` gathering every family's table.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import plots
-from .paths import repo_root
+from . import paths
 from .experiment import ExperimentConfig, ExperimentResult
 from .stats import paired_difference, summarize
 from .verdicts import claim_verdicts
-
-NOTEBOOKS = {"vit": "vit", "swin": "swin", "gpt2": "gpt2", "roberta": "roberta", "bert": "bert_finetune"}
-
-
-def find_project_root(start: str | Path | None = None) -> Path:
-    """The folder holding pyproject.toml and ebcore/ (see ebcore.paths.repo_root)."""
-    return repo_root(start)
-
 
 def _mean(values) -> float:
     v = pd.to_numeric(pd.Series(list(values)), errors="coerce").dropna()
@@ -87,7 +78,7 @@ def paired_table(result: ExperimentResult) -> pd.DataFrame:
 def verdict_table(result: ExperimentResult) -> pd.DataFrame:
     """One row per claim of the study, with the rule that decided its verdict (ebcore.verdicts)."""
     cfg = result.config
-    return claim_verdicts(result.table, cfg.family, cfg.headline_mode, cfg.spec().train["epochs"])
+    return claim_verdicts(result.table, cfg.family, cfg.headline_mode, cfg.spec().train.epochs)
 
 
 def interpretation(result: ExperimentResult) -> str:
@@ -135,7 +126,7 @@ def make_figures(result: ExperimentResult) -> dict:
     tickets = {r: (det.ticket(r).check_index if det.ticket(r) else None) for r in cfg.ratios}
     records = pd.DataFrame(det.records()).assign(at=lambda f: f["at"] + shift)
     curves = result.curves[result.curves["seed"] == seed].assign(epoch=lambda f: f["epoch"] + 1)
-    data = cfg.spec().data["dataset"].replace("_", "-")
+    data = cfg.spec().data.dataset.replace("_", "-")
     title = f"{cfg.family} on {data} ({cfg.profile} profile)"
     unit = "epoch" if by_epoch else "step"
     table = result.table.copy()
@@ -160,21 +151,21 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
     """summary.csv, paired.csv, verdicts.csv, summary.md and one PNG per figure under the results folder."""
     out = result.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"summary_csv": out / "summary.csv", "summary_md": out / "summary.md",
-             "paired_csv": out / "paired.csv", "verdicts_csv": out / "verdicts.csv"}
-    summary.to_csv(paths["summary_csv"], index=False)
+    written = {"summary_csv": out / paths.SUMMARY_CSV, "summary_md": out / paths.SUMMARY_MD,
+               "paired_csv": out / paths.PAIRED_CSV, "verdicts_csv": out / paths.VERDICTS_CSV}
+    summary.to_csv(written["summary_csv"], index=False)
     paired, verdicts = paired_table(result), verdict_table(result)
-    paired.to_csv(paths["paired_csv"], index=False)
-    verdicts.to_csv(paths["verdicts_csv"], index=False)
+    paired.to_csv(written["paired_csv"], index=False)
+    verdicts.to_csv(written["verdicts_csv"], index=False)
     cfg = result.config
     spec = cfg.spec()
     test_size = int(result.table["test_size"].iloc[0])
     p = float(result.table.loc[result.table["kind"] == "dense", "test_accuracy"].mean())
     se = 100 * np.sqrt(p * (1 - p) / test_size)
     head = (f"### {cfg.family} ({cfg.profile} profile)\n\n"
-            f"Data: {spec.data['dataset']}, {int(result.table['samples_seen'].iloc[0]) // spec.train['epochs']} "
+            f"Data: {spec.data.dataset}, {int(result.table['samples_seen'].iloc[0]) // spec.train.epochs} "
             f"training samples, {test_size} test samples (one accuracy's standard error ≈ {se:.2f} pts), "
-            f"{spec.train['epochs']} epochs; seeds {list(result.seeds)}; threshold {cfg.effective_threshold}, "
+            f"{spec.train.epochs} epochs; seeds {list(result.seeds)}; threshold {cfg.effective_threshold}, "
             f"criterion {cfg.effective_criterion}, ratios {list(cfg.ratios)}, retrain modes "
             f"{list(cfg.effective_modes)}, controls {list(cfg.effective_controls)} at {list(cfg.control_ratios)}. "
             f"Training FLOPs: forward + backward per sample (counted) × samples, plus scoring passes; a ticket "
@@ -182,16 +173,16 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
     text = (head + _to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
             + _to_markdown(paired) + "\n**Verdicts** (computed from the table above by `ebcore.verdicts`):\n\n"
             + _to_markdown(verdicts) + "\n" + interpretation(result) + "\n")
-    paths["summary_md"].write_text(text)
+    written["summary_md"].write_text(text)
     for name, fig in figures.items():
-        paths[name] = plots.save_figure(fig, out / f"{name}.png")
-    return paths
+        written[name] = plots.save_figure(fig, out / paths.figure_file(name))
+    return written
 
 
 def notebook_config(params: dict) -> ExperimentConfig:
     """The experiment config of a notebook's parameters (its globals): every config field is a parameter;
     `results_dir` / `runs_dir` left as None resolve to the project's `results/` and `runs/`."""
-    root = find_project_root()
+    root = paths.repo_root()
     names = ExperimentConfig.parameter_names()
     chosen = {k: params[k] for k in names if k in params}
     for key, default in (("results_dir", "results"), ("runs_dir", "runs")):
@@ -207,100 +198,3 @@ def run_and_report(config) -> dict[str, Path]:
     result = run_experiment(config)
     summary = summary_table(result)
     return write_report(result, summary, make_figures(result))
-
-
-PROFILE_ORDER = ("cpu", "gpu", "paper")  # README sections in this order, other profiles after them, ci last
-SCRATCH_PROFILES = ("ci",)                # git-ignored: in README.md only when asked (include_ci)
-
-
-def profiles_on_disk(results_dir: str | Path) -> list[str]:
-    """Profiles with at least one family's summary.md under `results_dir`, in README order."""
-    found = {p.parent.name for p in Path(results_dir).glob("*/*/summary.md")}
-    found |= {p.stem.removeprefix("timings-") for p in Path(results_dir).glob("timings-*.csv")}
-    rank = {name: i for i, name in enumerate(PROFILE_ORDER)}
-    return sorted(found, key=lambda p: (p in SCRATCH_PROFILES, rank.get(p, len(rank)), p))
-
-
-def verdict_overview(results_dir: str | Path, profile: str, families: list[str]) -> pd.DataFrame | None:
-    """Claim x family table of verdicts from each family's verdicts.csv (None when there is none)."""
-    frames = {}
-    for family in families:
-        path = Path(results_dir) / family / profile / "verdicts.csv"
-        if path.is_file():
-            v = pd.read_csv(path)
-            # one row per claim: its per-family bound (study gap, control ratio) lives in the family section
-            claims = v["claim"].str.replace(r" \((?:p = [0-9.]+|[-+0-9.]+ pts)\)$", "", regex=True)
-            frames[family] = dict(zip(claims, v["verdict"]))
-    if not frames:
-        return None
-    claims = list(dict.fromkeys(c for f in frames.values() for c in f))
-    return pd.DataFrame([{"claim": c, **{fam: frames[fam].get(c, "") for fam in frames}} for c in claims])
-
-
-def profile_section(results_dir: str | Path, profile: str) -> str | None:
-    """The README section of one profile, from its files on disk: run times (timings-<profile>.csv) and
-    every family's summary.md with links to its notebook and figures; None when nothing is there."""
-    results_dir = Path(results_dir)
-    order = list(NOTEBOOKS)
-    families = sorted({p.parent.parent.name for p in results_dir.glob(f"*/{profile}/summary.md")},
-                      key=lambda f: (order.index(f) if f in order else len(order), f))
-    timings = results_dir / f"timings-{profile}.csv"
-    if not families and not timings.is_file():
-        return None
-    parts = [f"## {profile} profile\n"]
-    overview = verdict_overview(results_dir, profile, families)
-    if overview is not None:
-        parts.append(f"### Verdicts per claim and family ({profile})\n\nComputed by `ebcore.verdicts` from each "
-                     "family's multi-seed table (rules and numbers in the family sections below). *Inconclusive*: "
-                     "the 95 % interval straddles the claim's boundary.\n\n" + _to_markdown(overview))
-    if timings.is_file():
-        t = pd.read_csv(timings)
-        if len(t):
-            parts.append(f"### Notebook run times ({profile})\n\nSeconds per notebook in its last successful run "
-                         "(a notebook whose runs are already finished reuses them and only re-renders).\n\n"
-                         + _to_markdown(t))
-    for family in families:
-        folder = results_dir / family / profile
-        notebook = NOTEBOOKS.get(family, family)
-        links = [f"[{p.name}]({family}/{profile}/{p.name})" for p in sorted(folder.glob("*.png"))]
-        tail = []
-        if (folder / f"{notebook}.ipynb").is_file():
-            tail.append(f"Notebook: [{notebook}.ipynb]({family}/{profile}/{notebook}.ipynb).")
-        if links:
-            tail.append("Figures: " + ", ".join(links))
-        text = (folder / "summary.md").read_text().rstrip("\n")
-        if not text.startswith("### "):
-            text = f"### {family} ({profile} profile)\n\n" + text
-        parts.append(text + ("\n\n" + " ".join(tail) if tail else "") + "\n")
-    return "\n".join(parts)
-
-
-def gather(results_dir: str | Path = "results", include_ci: bool = False) -> Path:
-    """Rebuild `results_dir`/README.md from what is on disk, for every profile there (cpu first, then gpu
-    and paper; ci, a git-ignored scratch profile, only with `include_ci`). Deterministic: the same files
-    give the same README, so a call that changed no results changes no README."""
-    results_dir = Path(results_dir)
-    profiles = [p for p in profiles_on_disk(results_dir) if include_ci or p not in SCRATCH_PROFILES]
-    sections = [s for s in (profile_section(results_dir, p) for p in profiles) if s]
-    parts = ["# Results\n",
-             "Rebuilt from the files under `results/` by `ebcore report` (also after `run_all.sh`, "
-             "`ebcore notebooks` and `ebcore run`): every number below was computed by ebcore's pipeline (run "
-             "folders under `runs/`) and rendered by the notebooks; nothing is typed in by hand. Profiles: "
-             + (", ".join(f"`{p}`" for p in profiles) if profiles else "none yet") + ".\n"]
-    path = results_dir / "README.md"
-    tmp = results_dir / ".README.md.tmp"
-    tmp.write_text("\n".join(parts + sections))
-    os.replace(tmp, path)
-    return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m ebcore.report [--results DIR] [--profile P] [--include-ci]`: same as `ebcore report`."""
-    import sys
-
-    from .cli import main as cli_main
-    sys.exit(cli_main(["report", *(sys.argv[1:] if argv is None else argv)]))
-
-
-if __name__ == "__main__":
-    main()
