@@ -1,6 +1,6 @@
-"""Per-family defaults of the early-bird detector, in one place: the study's distance thresholds (0.1 for
-the vision models, 0.01 for the language models). The study's profiles, the Trainer callback and the
-examples all read them from here.
+"""Defaults of the early-bird detector, in one place: the study's distance thresholds per family (0.1 for
+the vision models, 0.01 for the language models) and Early-Bird's window of recent masks. The detector,
+the study's profiles and config, the Trainer callback and the examples all read them from here.
 
     default_threshold("vit")      # 0.1
     default_threshold(model)      # from the model's family (ebcore.adapters)
@@ -12,6 +12,7 @@ from torch import nn
 from .errors import UnsupportedModelError
 
 THRESHOLDS: dict[str, float] = {"vit": 0.1, "swin": 0.1, "gpt2": 0.01, "roberta": 0.01, "bert": 0.01}
+WINDOW = 5   # Early-Bird (You et al. 2020): the ticket when the newest mask is within the threshold of the last 5
 
 
 def default_threshold(model_or_family: nn.Module | str) -> float:

@@ -25,6 +25,7 @@ from torch import nn
 
 from .errors import InvalidArgumentError, describe
 from .align import check_align
+from .defaults import WINDOW
 from .graph import ModelGraph
 from .masks import SCOPES, Mask, as_mask, check_ratio, mask_distance, mask_from_scores, pairwise_distances
 from .scores import CRITERIA, Scores, score_model
@@ -53,7 +54,7 @@ class CheckRecord:
 class EarlyBirdDetector:
     ratios: tuple[float, ...] = (0.1, 0.3, 0.5)
     threshold: float = 0.1
-    window: int = 5
+    window: int = WINDOW
     scope: str = "layerwise"
     criterion: str = "magnitude"
     distance: str = "combined"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import nbformat
 
+from ebcore.defaults import default_threshold
 from ebcore.study.families import FAMILIES
+from ebcore.study.verdicts import STUDY_ACCURACY, STUDY_TICKET_EPOCH
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,11 +46,17 @@ PARAMETERS = [
     ("progress", "True", "progress bars per run and epoch"),
 ]
 
+
+
+def _published(family: str) -> str:
+    """The study's numbers for `family`, from the one place that holds them (ebcore.study.verdicts)."""
+    acc = ", ".join(("dense" if r == 0 else f"p = {r:g}") + f" **{a:g} %**" for r, a in STUDY_ACCURACY[family].items())
+    return f"{acc}; ticket around epoch {STUDY_TICKET_EPOCH} (threshold {default_threshold(family):g})."
+
+
 STUDY = {
-    "vit": ("ViT trained from scratch on CIFAR-10", "dense **85.11 %**, p = 0.1 **84.3 %**, p = 0.3 **82.05 %**; "
-            "ticket around epoch 20 (threshold 0.1)."),
-    "swin": ("Swin-T trained from scratch on CIFAR-10", "dense **89.5 %**, p = 0.1 **89.54 %**, p = 0.3 "
-             "**88.95 %**; ticket around epoch 20 (threshold 0.1)."),
+    "vit": ("ViT trained from scratch on CIFAR-10", _published("vit")),
+    "swin": ("Swin-T trained from scratch on CIFAR-10", _published("swin")),
     "gpt2": ("GPT-2 fine-tuned on IMDB", "the study reports early tickets for GPT-2 at threshold 0.01, but its "
              "GPT-2 accuracy table could not be retrieved for this project (no network access to the paper "
              "here): the verdicts below use anchors (|Δ| ≤ 1 point), not the study's numbers."),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..defaults import WINDOW
 from ..masks import check_ratio
 from . import paths
 from .families import get_spec
@@ -28,7 +29,7 @@ class ExperimentConfig:
     controls: tuple[str, ...] | None = None
     control_ratios: tuple[float, ...] = (0.3,)
     rule: str = "consecutive"          # which detector's ticket is retrained: "consecutive" or "window"
-    window: int = 5                    # Early-Bird's window rule (You et al. 2020)
+    window: int = WINDOW               # Early-Bird's window rule (You et al. 2020)
     threshold: float | None = None     # default: 0.1 vision, 0.01 text (the study's)
     scope: str = "layerwise"
     criterion: str | None = None       # default: the profile's (magnitude; Taylor when fine-tuning)
