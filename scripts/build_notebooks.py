@@ -139,7 +139,7 @@ def build(family: str, notebook: str, title: str) -> nbformat.NotebookNode:
              f"dense model's accuracy.\n\n**The study's numbers**: {numbers}\n\n"
              "This notebook tests that claim with several seeds, controls, exact training costs, and prints a "
              "verdict per claim computed from its own results (last section).")
-    params = "# Parameters (papermill: -p NAME VALUE; each is a field of ebcore.study.experiment.ExperimentConfig)\n"
+    params = "# Parameters (papermill: -p NAME VALUE; each is a field of ebcore.study.config.ExperimentConfig)\n"
     params += f'family = "{family}"\n'
     width = max(len(f"{n} = {v}") for n, v, _ in PARAMETERS) + 2
     params += "\n".join(f"{f'{n} = {v}':<{width}}# {c}" for n, v, c in PARAMETERS)
