@@ -7,10 +7,12 @@ file, if there was one, is left as it was.
     atomic_write_text(path, json.dumps(record))
     atomic_write_bytes(path, data, only_if_changed=True)   # leaves an identical file (and its mtime) alone
     atomic_save(path, lambda tmp: torch.save(obj, tmp))    # any writer that takes a path
+    atomic_folder(path, write_files)                        # a whole folder, written then swapped in
 """
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -42,3 +44,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, only_if_changed: bo
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write `text` to `path` atomically."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_folder(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_dir)` on a new temporary folder next to `path`, then put it in place of `path` (an
+    existing folder there is removed only once the new one is complete)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        write(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -15,8 +15,6 @@ import copy
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from torch import nn
 
 from .adapters import get_adapter, needs_preparation, prepare_model
 from .errors import CheckpointError, CheckpointExistsError, InvalidArgumentError, MaskMismatchError, describe
+from .files import atomic_folder
 from .surgery import shrink_to_structure
 
 STRUCTURE_FILE = "ebcore_structure.json"
@@ -82,20 +81,13 @@ def save_pruned(model: nn.Module, path: str | os.PathLike, overwrite: bool = Fal
         "layers": [{"name": b.name, "heads": b.num_heads, "channels": b.num_channels} for b in blocks],
         "extra": extra or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         model.config.to_json_file(tmp / CONFIG_FILE)
         save_model(model, str(tmp / WEIGHTS_FILE))
         structure[CHECKSUM_KEY] = file_sha256(tmp / WEIGHTS_FILE)
         (tmp / STRUCTURE_FILE).write_text(json.dumps(structure, indent=1))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return atomic_folder(path, write)
 
 
 def _validate_structure(structure: object, file: Path) -> dict:
