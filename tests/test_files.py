@@ -50,3 +50,12 @@ def test_folder_is_swapped_in_whole_or_not_at_all(tmp_path):
     assert (target / "w").read_text() == "v1" and os.listdir(tmp_path) == ["model"]
     atomic_folder(target, lambda d: (d / "x").write_text("v3"))
     assert os.listdir(target) == ["x"]
+
+
+def test_new_files_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
