@@ -10,12 +10,10 @@ Main pieces:
 * :class:`TrainConfig` -- hyper-parameters, validated on construction.
 * :func:`train` -- the loop: AdamW, linear warm-up then cosine decay to 0 (per optimizer step),
   gradient clipping, evaluation at every epoch end, callbacks, checkpoints and exact resume.
-* :class:`Callback` -- hooks called by the loop. A callback can stop training
-  (``state.stop_training = True``) or replace the model, e.g. after physical pruning: it sets
-  ``state.model = new_model`` and ``state.rebuild_optimizer = True``; right after that hook the loop
-  moves the new model to the device and builds a new optimizer and scheduler for its parameters.
-  The new scheduler continues at the same global step, so the learning-rate schedule is unchanged;
-  AdamW's moment estimates start afresh for the new parameters.
+* :class:`Callback` -- hooks called by the loop; a callback can stop training
+  (``state.stop_training = True``). The model keeps its structure for the whole run: the study
+  prunes before it calls :func:`train` (``ebcore.study.experiment``), and the Hugging Face Trainer
+  path prunes mid-run on its own (``ebcore.hf``).
 
 Determinism: python, numpy and torch are seeded from ``config.seed`` when :func:`train` starts, and
 each epoch's shuffling uses its own ``torch.Generator`` seeded from ``(seed, epoch)``, so data order
@@ -43,7 +41,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -204,8 +202,8 @@ def build_optimizer(
 
     Two parameter groups, always in this order: [with weight decay, without weight decay]; biases,
     LayerNorm parameters and every 1-D parameter get no weight decay. Parameters with
-    ``requires_grad=False`` are left out. ``start_step`` places the schedule at that global step
-    (used when the model is replaced mid-training), so the first LR is ``lr * lr_factor(start_step)``.
+    ``requires_grad=False`` are left out. ``start_step`` places the schedule at that global step,
+    so the first LR is ``lr * lr_factor(start_step)``.
     """
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
@@ -303,8 +301,8 @@ class TrainState:
     without validation data)."""
 
     model: nn.Module
-    optimizer: torch.optim.Optimizer | None
-    scheduler: torch.optim.lr_scheduler.LambdaLR | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
     epoch: int
     global_step: int
     steps_per_epoch: int
@@ -313,7 +311,6 @@ class TrainState:
     device: torch.device
     config: TrainConfig
     stop_training: bool = False
-    rebuild_optimizer: bool = False
     grad_scaler: torch.amp.GradScaler | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
 
@@ -327,13 +324,11 @@ class Callback:
     is written; finally ``on_train_end``.
 
     A hook may set ``state.stop_training = True`` (the loop stops after that hook; a stop during an
-    epoch still evaluates and records the partial epoch, but writes no checkpoint for it) or replace
-    the model (``state.model = new_model; state.rebuild_optimizer = True``).
+    epoch still evaluates and records the partial epoch, but writes no checkpoint for it).
 
     ``state_dict``/``load_state_dict`` save and restore the callback's own state in checkpoints
     (store only tensors and plain python values). ``on_resume`` runs after ``load_state_dict`` and
-    before the model weights are loaded: a callback that changed the model's structure (pruning)
-    must rebuild that structure here by setting ``state.model``.
+    before the model weights, optimizer and RNG states are loaded.
     """
 
     def on_resume(self, state: TrainState) -> None: ...
@@ -478,9 +473,8 @@ def _check_structure(path: Path, saved: dict[str, list[int]], model: nn.Module) 
                                f"model {b if b is not None else 'absent'}")
     shown = "; ".join(differences[:5]) + (f"; ... ({len(differences)} in all)" if len(differences) > 5 else "")
     raise CheckpointError(
-        f"Checkpoint {path} belongs to a differently-shaped model: {shown}. If a callback changed "
-        "the model's structure during training (e.g. pruning), it must rebuild that structure in "
-        "Callback.on_resume; otherwise use another checkpoint_dir or resume=False."
+        f"Checkpoint {path} belongs to a differently-shaped model: {shown}. Use another "
+        "checkpoint_dir or resume=False."
     )
 
 
@@ -496,11 +490,11 @@ def _warn_config_changes(
                       "result will differ from an uninterrupted run.", stacklevel=3)
 
 
-def _restore(path: Path, state: TrainState, callbacks: Sequence[Callback], rebuild: Callable[[], None]) -> int:
+def _restore(path: Path, state: TrainState, callbacks: Sequence[Callback]) -> int:
     """Load a checkpoint into ``state`` and the callbacks; return the epoch to continue with.
 
-    Order: callback states, ``Callback.on_resume`` (may replace ``state.model``), shape check,
-    model weights, new optimizer/scheduler for ``state.model``, their saved states, RNG states.
+    Order: callback states, ``Callback.on_resume``, shape check, model weights, the saved states of
+    the optimizer, scheduler and grad scaler, RNG states.
     """
     ckpt = _load_checkpoint(path)
     saved_callbacks = ckpt["callbacks"]
@@ -520,7 +514,6 @@ def _restore(path: Path, state: TrainState, callbacks: Sequence[Callback], rebui
         cb.on_resume(state)
     _check_structure(path, ckpt["model_structure"], state.model)
     state.model.load_state_dict(ckpt["model"])
-    rebuild()
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.scheduler.load_state_dict(ckpt["scheduler"])
     if state.grad_scaler is not None and ckpt.get("grad_scaler"):
@@ -563,8 +556,7 @@ def train(
     With ``checkpoint_dir``, ``checkpoint.pt`` there is (atomically) rewritten at every epoch end,
     after the ``on_epoch_end`` callbacks; with ``resume=True`` an existing checkpoint is restored
     (weights, optimizer, scheduler, history, RNG states, callback states) and training continues with
-    the next epoch. Returns the trained model (``state.model``, which callbacks may have replaced)
-    and the per-epoch history.
+    the next epoch. Returns the trained model and the per-epoch history.
     """
     start_time = time.perf_counter()
     callbacks = list(callbacks)
@@ -582,30 +574,22 @@ def train(
     total_steps = config.epochs * steps_per_epoch
     eval_batch_size = config.eval_batch_size or config.batch_size
 
-    state = TrainState(model=model.to(device), optimizer=None, scheduler=None, epoch=0, global_step=0,
+    model = model.to(device)
+    model.train()
+    optimizer, scheduler = build_optimizer(model, config, total_steps)
+    state = TrainState(model=model, optimizer=optimizer, scheduler=scheduler, epoch=0, global_step=0,
                        steps_per_epoch=steps_per_epoch, total_steps=total_steps, history=[],
                        device=device, config=config,
                        grad_scaler=make_grad_scaler(config.precision, device))
 
-    def rebuild() -> None:
-        state.model = state.model.to(device)
-        state.model.train()
-        start = min(state.global_step, total_steps)
-        state.optimizer, state.scheduler = build_optimizer(state.model, config, total_steps, start)
-        state.rebuild_optimizer = False
-
     def fire(hook: str) -> None:
         for cb in callbacks:
             getattr(cb, hook)(state)
-            if state.rebuild_optimizer:
-                rebuild()
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     start_epoch = 0
     if ckpt_path is not None and resume and ckpt_path.exists():
-        start_epoch = _restore(ckpt_path, state, callbacks, rebuild)
-    else:
-        rebuild()
+        start_epoch = _restore(ckpt_path, state, callbacks)
 
     cumulative = state.history[-1]["cumulative_seconds"] if state.history else 0.0
     fire("on_train_start")
