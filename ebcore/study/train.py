@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -50,7 +49,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from .progress import tqdm
 
-from ..errors import CheckpointError, EbcoreError
+from ..files import atomic_save
+from ..errors import CheckpointError, DeviceUnavailableError
 from .precision import PRECISIONS, autocast, check_precision, make_grad_scaler
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -62,10 +62,6 @@ HISTORY_COLUMNS = (
 _TRAJECTORY_FIELDS = (
     "epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "seed", "precision",
 )
-
-
-class DeviceUnavailableError(EbcoreError, RuntimeError):
-    """The requested device (e.g. CUDA) is not available on this machine."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -430,16 +426,7 @@ def _save_checkpoint(path: Path, state: TrainState, callbacks: Sequence[Callback
         "config": asdict(state.config),
         "grad_scaler": state.grad_scaler.state_dict() if state.grad_scaler is not None else None,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_save(path, lambda tmp: torch.save(payload, tmp))
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
