@@ -351,7 +351,7 @@ def test_grad_scaler_state_is_checkpointed(data, tmp_path, monkeypatch):
     """fp16 with a scaler, run on CPU by lifting the CUDA-only guard: a huge initial scale makes the
     scaler skip steps and shrink its scale, so a resume that forgot the scaler's state would differ."""
     import ebcore.study.precision as precision
-    import ebcore.study.train as train_module
+    import ebcore.study.train.loop as train_module
     monkeypatch.setattr(precision, "check_precision", lambda p, device=None: p)
     monkeypatch.setattr(train_module, "check_precision", lambda p, device=None: p)
     scalers = []
