@@ -1,7 +1,7 @@
 """Benchmark: does a pruned model train faster per step, in fp32 and in bf16, with and without alignment?
 
-For each family (ViT, Swin, GPT-2 [GPT2ForSequenceClassification], RoBERTa), built from a config with
-seeded random init (no downloads), it times one training step (forward + backward + AdamW step, train
+For each family (ViT, Swin, GPT-2 [GPT2ForSequenceClassification], RoBERTa), built by the study's builders
+(`ebcore.study.models`, see `_common.SIZES`) with seeded random init (no downloads), it times one training step (forward + backward + AdamW step, train
 mode) of the dense model and of pruned copies at p = 0.3 and 0.5 (layerwise magnitude masks, heads and
 FFN channels both at p), each drawn without alignment (align=1) and with alignment (default align=64:
 kept FFN channels a multiple of 64, kept heads such that heads * head_dim is a multiple of 64; see
@@ -30,7 +30,6 @@ as a Markdown table.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import time
@@ -39,87 +38,30 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import transformers as T
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# _common puts the checkout on sys.path too, so ebcore imports without installing.
+from _common import (Batch, bench_parser, build_bench_model, machine_lines, make_batch, pruned_copies,  # noqa: E402
+                     setup, sync, to_device, to_markdown)
 import ebcore as eb  # noqa: E402
 from ebcore.graph import ModelGraph  # noqa: E402
 from ebcore.measure import flops_per_sample  # noqa: E402
 from ebcore.study.precision import autocast, check_precision  # noqa: E402
-from ebcore.study.train import pick_device  # noqa: E402
-from prune_speed import MODEL_CLASSES, machine_lines, sync, to_markdown  # noqa: E402
-
-FAMILIES = ("vit", "swin", "gpt2", "roberta")
-Batch = dict[str, torch.Tensor]
 
 
 @dataclass
 class Size:
-    config: T.PretrainedConfig
+    """Batch of a family at a size (the model is `_common.SIZES[sizes][family]`)."""
+
     batch_size: int
     seq_len: int = 0  # text only
 
 
-def build_size(family: str, sizes: str) -> Size:
-    """Model config and batch of a family: `study` (the issue's sizes) or `small` (CPU-friendly)."""
-    study = sizes == "study"
-    if family == "vit":
-        if study:
-            return Size(T.ViTConfig(image_size=32, patch_size=4, num_channels=3, hidden_size=384, num_hidden_layers=12,
-                                    num_attention_heads=6, intermediate_size=1536, num_labels=10), 256)
-        return Size(T.ViTConfig(image_size=32, patch_size=4, num_channels=3, hidden_size=256, num_hidden_layers=4,
-                                num_attention_heads=4, intermediate_size=1024, num_labels=10), 32)
-    if family == "swin":
-        if study:
-            return Size(T.SwinConfig(num_labels=1000), 64)  # defaults: Swin-T at 224 px
-        return Size(T.SwinConfig(image_size=32, patch_size=2, num_channels=3, embed_dim=64, depths=[2, 2],
-                                 num_heads=[2, 4], window_size=4, mlp_ratio=4.0, num_labels=10), 16)
-    if family == "gpt2":
-        if study:
-            return Size(T.GPT2Config(pad_token_id=50256, num_labels=2), 32, 256)  # gpt2-small
-        return Size(T.GPT2Config(vocab_size=1000, n_positions=128, n_embd=256, n_layer=4, n_head=4, n_inner=1024,
-                                 pad_token_id=0, bos_token_id=0, eos_token_id=0, num_labels=2), 8, 128)
-    if family == "roberta":
-        if study:
-            return Size(T.RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
-                                        pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=2), 32, 256)
-        return Size(T.RobertaConfig(vocab_size=1000, max_position_embeddings=130, hidden_size=256,
-                                    num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-                                    pad_token_id=1, num_labels=2), 8, 128)
-    raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
-
-
-def make_batch(family: str, size: Size, gen: torch.Generator, device: torch.device) -> Batch:
-    """Random images or token sequences (no padding), with labels, on `device`."""
-    cfg = size.config
-    if family in ("vit", "swin"):
-        batch = {"pixel_values": torch.randn(size.batch_size, cfg.num_channels, cfg.image_size, cfg.image_size,
-                                             generator=gen)}
-    else:
-        ids = torch.randint(3, cfg.vocab_size, (size.batch_size, size.seq_len), generator=gen)
-        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    batch["labels"] = torch.randint(0, cfg.num_labels, (size.batch_size,), generator=gen)
-    batch = {k: v.to(device) for k, v in batch.items()}
-    if family == "gpt2":
-        batch["use_cache"] = False
-    return batch
-
-
-def pruned_variants(dense: nn.Module, ratios: list[float], aligns: list[int]) -> dict[tuple[float, int], nn.Module]:
-    """Pruned copies of `dense`, one per (ratio, align), from one magnitude scoring of the dense model."""
-    graph = ModelGraph.build(dense)
-    scores = eb.score_model(graph)
-    head_dims = [b.head_dim for b in graph.blocks]
-    out = {}
-    for ratio in ratios:
-        for align in aligns:
-            mask = eb.mask_from_scores(scores, ratio, head_dims=head_dims, align=align)
-            model = copy.deepcopy(dense)
-            eb.prune_model(model, mask)
-            out[(ratio, align)] = model
-    return out
+BATCHES = {
+    "small": {"vit": Size(32), "swin": Size(16), "gpt2": Size(8, 128), "roberta": Size(8, 128)},
+    "study": {"vit": Size(256), "swin": Size(64), "gpt2": Size(32, 256), "roberta": Size(32, 256)},
+}
 
 
 def interleaved_step_times(models: dict[str, nn.Module], batch: Batch, precision: str, device: torch.device,
@@ -152,14 +94,14 @@ def interleaved_step_times(models: dict[str, nn.Module], batch: Batch, precision
 
 
 def bench_family(family: str, args: argparse.Namespace, device: torch.device) -> list[dict]:
-    size = build_size(family, args.sizes)
-    torch.manual_seed(args.seed)
-    dense = MODEL_CLASSES[family](size.config)
-    eb.prepare_model(dense)  # GPT-2: Conv1D -> Linear (exact) in the dense model too, for a fair comparison
-    dense = dense.to(device)
+    size = BATCHES[args.sizes][family]
+    # Prepared (GPT-2: Conv1D -> Linear, exact) in the dense model too, for a fair comparison.
+    dense = build_bench_model(family, args.sizes, args.seed).to(device)
+    config = dense.config
     gen = torch.Generator().manual_seed(args.seed + 1)
-    batch = make_batch(family, size if not args.no_timing else Size(size.config, 1, size.seq_len), gen, device)
-    variants = pruned_variants(dense, args.ratios, args.aligns)
+    batch_size = 1 if args.no_timing else size.batch_size
+    batch = to_device(make_batch(family, config, batch_size, size.seq_len, gen), device)
+    variants = pruned_copies(dense, ModelGraph.build(dense), args.ratios, args.aligns)
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     dense_flops = flops_per_sample(dense, inputs)
     dense_params = eb.count_parameters(dense)
@@ -168,7 +110,7 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device) ->
         block = ModelGraph.build(model, prepare=False).blocks[0]
         static[key] = {"param_ratio": eb.count_parameters(model) / dense_params,
                        "flops_ratio": flops_per_sample(model, inputs) / dense_flops,
-                       "heads_kept": f"{block.num_heads}/{size.config.num_attention_heads if family != 'swin' else size.config.num_heads[0]}",
+                       "heads_kept": f"{block.num_heads}/{config.num_attention_heads if family != 'swin' else config.num_heads[0]}",
                        "ffn_kept": block.num_channels}
     rows = []
     if args.no_timing:  # kept sizes and ratios only (cheap: one forward of batch 1 per model)
@@ -192,18 +134,12 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device) ->
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = bench_parser(__doc__)
     ap.add_argument("--sizes", choices=("small", "study"), default="small")
-    ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
-    ap.add_argument("--ratios", nargs="+", type=float, default=[0.3, 0.5])
     ap.add_argument("--aligns", nargs="+", type=int, default=[1, 64], help="align values to compare (1 = off)")
     ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], help="fp32, bf16, fp16 (CUDA only)")
     ap.add_argument("--repeats", type=int, default=7, help="timed interleaved steps per model (median)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
-    ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-timing", action="store_true",
                     help="only kept sizes, parameter and FLOPs ratios (no training steps)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "train_step.csv")
@@ -212,9 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = pick_device(None if args.device == "auto" else args.device)
+    device = setup(args)
     for p in args.precisions:
         check_precision(p, device)
     for line in machine_lines(device):

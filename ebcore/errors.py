@@ -39,6 +39,10 @@ class DataNotFoundError(EbcoreError, FileNotFoundError):
     """An offline data set is missing; the message names the package that installs it."""
 
 
+class DeviceUnavailableError(EbcoreError, RuntimeError):
+    """The requested device (e.g. CUDA) is not available on this machine."""
+
+
 def describe(value: object) -> str:
     """`value` for an error message: its repr (shortened) and its type."""
     text = repr(value)

@@ -1,9 +1,8 @@
-"""Tests of ebcore.study.train: learning, determinism, schedule, callbacks, model replacement, checkpoints."""
+"""Tests of ebcore.study.train: learning, determinism, schedule, callbacks, checkpoints."""
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import pytest
 import torch
@@ -201,55 +200,6 @@ def test_stop_training(data):
     assert list(result.history["step"]) == [6, 10] and result.stopped_early
 
 
-class ShrinkModel(Callback):
-    """Swaps in a fresh model with a smaller MLP at the end of epoch ``at_epoch`` (stand-in for
-    physical pruning); rebuilds that structure on resume."""
-
-    def __init__(self, at_epoch: int = 0) -> None:
-        self.at_epoch, self.shrunk = at_epoch, False
-        self.lrs: list[tuple[int, float]] = []
-        self.optimizer_matches_model: list[bool] = []
-
-    def on_step_end(self, state):
-        self.lrs.append((state.global_step, state.scheduler.get_last_lr()[0]))
-        opt_ids = {id(p) for g in state.optimizer.param_groups for p in g["params"]}
-        self.optimizer_matches_model.append(opt_ids == {id(p) for p in state.model.parameters()})
-
-    def on_epoch_end(self, state):
-        if state.epoch == self.at_epoch and not self.shrunk:
-            state.model = make_model(seed=7, intermediate=32, dropout=0.1)
-            state.rebuild_optimizer = True
-            self.shrunk = True
-
-    def state_dict(self):
-        return {"shrunk": self.shrunk}
-
-    def load_state_dict(self, d):
-        self.shrunk = d["shrunk"]
-
-    def on_resume(self, state):
-        if self.shrunk:
-            state.model = make_model(seed=99, intermediate=32, dropout=0.1)
-
-
-def test_callback_replaces_model_and_optimizer_is_rebuilt(data):
-    train_data, val_data = data
-    config = cfg(epochs=3, warmup_fraction=0.2)
-    shrink = ShrinkModel(at_epoch=0)
-    original = make_model(dropout=0.1)
-    result = train(original, train_data, config, val_data=val_data, callbacks=[shrink])
-    assert result.model is not original
-    assert result.model.config.intermediate_size == 32 and len(result.history) == 3
-    assert all(shrink.optimizer_matches_model)
-    untrained = make_model(seed=7, intermediate=32, dropout=0.1)
-    assert not same_weights(result.model, untrained)   # the new model was trained
-    # The LR schedule carried on through the swap as if nothing happened.
-    warmup = round(0.2 * 18)
-    for step, lr in shrink.lrs:
-        assert lr == pytest.approx(config.lr * lr_factor(step, warmup, 18))
-    assert not math.isnan(result.history["val_loss"].iloc[-1])
-
-
 # --------------------------------------------------------------------------- checkpoints
 
 
@@ -305,26 +255,6 @@ def test_interrupted_run_resumes_exactly(data, tmp_path):
     # resume=False starts over.
     fresh = train(make_model(dropout=0.1), train_data, cfg(epochs=1), checkpoint_dir=tmp_path, resume=False)
     assert len(fresh.history) == 1
-
-
-def test_resume_after_model_replacement(data, tmp_path):
-    train_data, _ = data
-    config = cfg(epochs=3)
-    full = train(make_model(dropout=0.1), train_data, config, callbacks=[ShrinkModel(), StopAt()])
-    train(make_model(dropout=0.1), train_data, config, callbacks=[ShrinkModel(), StopAt(epoch=1)],
-          checkpoint_dir=tmp_path)
-    # Without a callback that restores the pruned structure, the shapes do not match.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pytest.raises(CheckpointError, match="differently-shaped model") as err:
-            train(make_model(dropout=0.1), train_data, config, checkpoint_dir=tmp_path)
-    assert "fc1.weight: checkpoint [32, 32], model [64, 32]" in str(err.value) and "on_resume" in str(err.value)
-    # With it, the run resumes exactly.
-    resumed = train(make_model(dropout=0.1), train_data, config, callbacks=[ShrinkModel(), StopAt()],
-                    checkpoint_dir=tmp_path)
-    assert resumed.model.config.intermediate_size == 32
-    assert resumed.history[LOSS_COLUMNS].equals(full.history[LOSS_COLUMNS])
-    assert same_weights(resumed.model, full.model)
 
 
 def test_corrupt_checkpoint_is_reported(data, tmp_path):
@@ -421,7 +351,7 @@ def test_grad_scaler_state_is_checkpointed(data, tmp_path, monkeypatch):
     """fp16 with a scaler, run on CPU by lifting the CUDA-only guard: a huge initial scale makes the
     scaler skip steps and shrink its scale, so a resume that forgot the scaler's state would differ."""
     import ebcore.study.precision as precision
-    import ebcore.study.train as train_module
+    import ebcore.study.train.loop as train_module
     monkeypatch.setattr(precision, "check_precision", lambda p, device=None: p)
     monkeypatch.setattr(train_module, "check_precision", lambda p, device=None: p)
     scalers = []
