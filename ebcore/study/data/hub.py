@@ -41,13 +41,8 @@ def _hf_load(repo: str, split: str, name: str, offline_default: str) -> Any:
         raise _paper_data_error(name, offline_default, f"loading {repo!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def load_cifar10(
-    split: str = "train",
-    limit: int | None = None,
-    image_size: int = 32,
-    channels: int = 3,
-    seed: int = 0,
-) -> DictDataset:
+def load_cifar10(split: str = "train", limit: int | None = None, image_size: int = 32, channels: int = 3,
+                 seed: int = 0) -> DictDataset:
     """CIFAR-10 (``uoft-cs/cifar10``) as ``DictDataset(pixel_values (N, 3, image_size, image_size)
     float32, labels (N,) int64)``, normalized with the CIFAR-10 mean/std and resized like
     :func:`load_fashion_mnist`; ``limit`` takes a class-balanced seeded subset. Needs Hugging Face

@@ -120,13 +120,8 @@ def _fashion_mnist_raw(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]
     return images, labels
 
 
-def load_fashion_mnist(
-    split: str = "train",
-    limit: int | None = None,
-    image_size: int = 28,
-    channels: int = 1,
-    seed: int = 0,
-) -> DictDataset:
+def load_fashion_mnist(split: str = "train", limit: int | None = None, image_size: int = 28, channels: int = 1,
+                       seed: int = 0) -> DictDataset:
     """Fashion-MNIST as ``DictDataset(pixel_values (N, channels, image_size, image_size) float32,
     labels (N,) int64)``.
 
