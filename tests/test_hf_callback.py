@@ -254,8 +254,8 @@ def test_taylor_scores_use_the_step_gradients(tmp_path):
 
 
 def test_masks_differing_across_ranks_raise(tmp_path, monkeypatch):
-    import ebcore.hf as hf
-    monkeypatch.setattr(hf, "_gather", lambda value: [value, "something else"])
+    import ebcore.hf.trainer_plumbing as plumbing
+    monkeypatch.setattr(plumbing, "_gather", lambda value: [value, "something else"])
     trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=4), train_dataset=text_data())
     add_early_bird(trainer, ratio=0.3, threshold=1.0, window=2, check_every_steps=2, action="prune")
     with pytest.raises(RuntimeError, match="differ across ranks"):

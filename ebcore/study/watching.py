@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..detector import EarlyBirdDetector
+from ..watch import TicketWatch
 from .train import Callback, TrainState
 
 
@@ -27,6 +28,7 @@ class EarlyBirdWatch(Callback):
     When the ruling detector's ticket first appears for a ratio, the model's weights at that moment are
     written to `ticket_dir` (needed by the `continue` mode); at the end of training, ratios whose ticket
     never appeared get the final weights (the fallback ticket is the last check).
+    The schedule, the drawing, the recording and the gradient sum are `ebcore.watch.TicketWatch`'s.
     """
 
     def __init__(self, detectors: dict[str, EarlyBirdDetector], rule: str, ticket_dir: Path | None,
@@ -39,7 +41,7 @@ class EarlyBirdWatch(Callback):
         self.search_seconds = 0.0              # time spent scoring and comparing masks
         self.elapsed = 0.0
         self.taylor = detectors[rule].criterion == "taylor"
-        self._grad_sum: dict[str, torch.Tensor] = {}
+        self.watch = TicketWatch(detectors, rule, every_steps, sum_gradients=self.taylor)
         self._mark = None
 
     def _tick(self) -> None:
@@ -57,41 +59,17 @@ class EarlyBirdWatch(Callback):
         self._mark = time.perf_counter()
 
     def on_step_end(self, state: TrainState) -> None:
-        if not self.taylor:
-            return
-        with torch.no_grad():
-            for name, p in state.model.named_parameters():
-                if p.grad is not None:
-                    acc = self._grad_sum.get(name)
-                    self._grad_sum[name] = p.grad.detach().clone() if acc is None else acc.add_(p.grad)
-
-    def _draw(self, model: nn.Module) -> dict:
-        ruling = self.detectors[self.rule]
-        if not self.taylor:
-            return ruling.draw_masks(model)
-        saved = {}
-        for name, p in model.named_parameters():  # score with the gradient summed since the last check
-            saved[name] = p.grad
-            p.grad = self._grad_sum.get(name, torch.zeros_like(p)) if p.requires_grad else p.grad
-        try:
-            return ruling.draw_masks(model)
-        finally:
-            for name, p in model.named_parameters():
-                p.grad = saved[name]
+        self.watch.accumulate_gradients(state.model)
 
     def _check(self, state: TrainState, at: float) -> None:
         self._tick()
         start = time.perf_counter()
-        ruling = self.detectors[self.rule]
-        before = set(ruling.tickets)
-        masks = self._draw(state.model)
-        for det in self.detectors.values():
-            det.add_masks(masks, at)
+        event = self.watch.check(state.model, at)
         self.search_seconds += time.perf_counter() - start
         self.check_seconds.append(self.elapsed)
         self.check_epochs.append(state.global_step / state.steps_per_epoch)
         self.check_samples.append(self.samples_at(state.global_step, state.steps_per_epoch))
-        for ratio in set(ruling.tickets) - before:
+        for ratio in event.ruled.new_tickets:
             self._save_weights(state.model, ratio)
         self._mark = time.perf_counter()  # the search is accounted separately
 
@@ -103,11 +81,11 @@ class EarlyBirdWatch(Callback):
         save_file(_untie(weights), str(self.ticket_dir / f"ticket-{ratio}.safetensors"))
 
     def on_check(self, state: TrainState) -> None:
-        if self.every_steps:
+        if self.watch.due_after_step(state.global_step):
             self._check(state, state.global_step)
 
     def on_epoch_end(self, state: TrainState) -> None:
-        if not self.every_steps:
+        if self.watch.due_at_epoch_end:
             self._check(state, state.epoch)
         else:
             self._tick()
@@ -120,18 +98,17 @@ class EarlyBirdWatch(Callback):
 
     def state_dict(self) -> dict:
         self._tick()
-        return {"detectors": {k: d.state_dict() for k, d in self.detectors.items()},
+        core = self.watch.state_dict()
+        return {"detectors": core["detectors"],
                 "check_seconds": self.check_seconds, "check_epochs": self.check_epochs,
                 "check_samples": self.check_samples, "search_seconds": self.search_seconds,
-                "elapsed": self.elapsed, "grad_sum": dict(self._grad_sum)}
+                "elapsed": self.elapsed, "grad_sum": core["grad_sum"]}
 
     def load_state_dict(self, state: dict) -> None:
-        for k, d in self.detectors.items():
-            d.load_state_dict(state["detectors"][k])
+        self.watch.load_state_dict(state)
         self.check_seconds, self.check_epochs = list(state["check_seconds"]), list(state["check_epochs"])
         self.check_samples = list(state["check_samples"])
         self.search_seconds, self.elapsed = state["search_seconds"], state["elapsed"]
-        self._grad_sum = dict(state.get("grad_sum", {}))
 
 
 def _untie(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
