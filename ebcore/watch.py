@@ -79,6 +79,10 @@ class TicketWatch:
             ruling = next(iter(detectors))
         if ruling not in detectors:
             raise ValueError(f"the ruling detector {ruling!r} is not among {sorted(detectors)}")
+        ratios = {name: tuple(d.ratios) for name, d in detectors.items()}
+        if len(set(ratios.values())) > 1:
+            raise ValueError(f"the detectors of one watch must share their ratios (the ruling one's masks go to "
+                             f"all), got {ratios}")
         self.detectors, self.ruling = detectors, ruling
         self.every_steps = every_steps or None
         self.sum_gradients = sum_gradients

@@ -14,7 +14,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from ..adapters import get_adapter, prepare_model
-from ..defaults import default_threshold
+from ..defaults import WINDOW, default_threshold
 from ..detector import EarlyBirdDetector, Ticket
 from ..errors import MaskMismatchError
 from ..files import atomic_write_text
@@ -49,7 +49,7 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
     """
 
     def __init__(self, ratio: float = 0.3, ratios: list[float] | tuple[float, ...] | None = None,
-                 threshold: float | None = None, window: int = 5, scope: str = "layerwise", criterion: str = "magnitude",
+                 threshold: float | None = None, window: int = WINDOW, scope: str = "layerwise", criterion: str = "magnitude",
                  distance: str = "combined", check_every_steps: int | None = None, action: str = "prune",
                  mask_file: str = MASK_FILE) -> None:
         _check_settings(action, check_every_steps, criterion, mask_file)

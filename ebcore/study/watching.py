@@ -14,6 +14,7 @@ from torch import nn
 
 from ..detector import EarlyBirdDetector
 from ..watch import TicketWatch
+from . import paths
 from .train import Callback, TrainState
 
 
@@ -78,7 +79,7 @@ class EarlyBirdWatch(Callback):
             return
         self.ticket_dir.mkdir(parents=True, exist_ok=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(_untie(weights), str(self.ticket_dir / f"ticket-{ratio}.safetensors"))
+        save_file(_untie(weights), str(paths.ticket_weights(self.ticket_dir, ratio)))
 
     def on_check(self, state: TrainState) -> None:
         if self.watch.due_after_step(state.global_step):
