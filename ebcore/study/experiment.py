@@ -20,10 +20,6 @@ processes when `workers > 1`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 import torch
 
@@ -32,28 +28,10 @@ from .config import ExperimentConfig
 from .retrain import CONTROLS, MODES, control_modes
 from .runs import run_dense, run_pruned
 from .splits import load_data
-from .tables import TABLE_COLUMNS, distances_frame, run_label, seed_tables, write_tables
+from .tables import TABLE_COLUMNS, ExperimentResult, distances_frame, run_label, seed_tables, write_tables
 
 __all__ = ["CONTROLS", "MODES", "TABLE_COLUMNS", "ExperimentConfig", "ExperimentResult", "run_experiment",
            "run_label", "run_seed"]
-
-
-@dataclass
-class ExperimentResult:
-    config: ExperimentConfig
-    table: pd.DataFrame                                   # one row per (seed, run)
-    curves: pd.DataFrame
-    distances: pd.DataFrame                               # one row per (seed, rule, check, ratio)
-    detectors: dict[int, dict[str, EarlyBirdDetector]]    # seed -> rule -> detector
-    out_dir: Path
-    seconds: float = 0.0
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(sorted(self.detectors))
-
-    def pairwise(self, ratio: float, rule: str = "consecutive", seed: int | None = None) -> np.ndarray:
-        return self.detectors[self.seeds[0] if seed is None else seed][rule].pairwise(ratio)
 
 
 def run_seed(cfg: ExperimentConfig, seed: int) -> tuple[list[dict], dict]:

@@ -1,23 +1,19 @@
-"""The experiment's tables: one row per (seed, run) with accuracy, ticket and costs relative to dense,
-the training curves, and the files they are written to under results/<family>/<profile>/.
+"""The experiment's result and tables: one row per (seed, run) with accuracy, ticket and costs relative to
+dense, the training curves, the detectors, and the files they are written to under results/<family>/<profile>/.
 """
 from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
+import numpy as np
 import pandas as pd
 
 from ..detector import EarlyBirdDetector
 from . import paths
 from .config import ExperimentConfig
 from .paths import relative_to_repo
-
-if TYPE_CHECKING:
-    from .experiment import ExperimentResult
 
 TABLE_COLUMNS = ["family", "profile", "seed", "run", "kind", "mode", "ratio", "ticket_found", "ticket_epoch",
                  "ticket_epoch_consecutive", "ticket_epoch_window", "budget_epochs", "test_accuracy", "test_loss",
@@ -26,6 +22,24 @@ TABLE_COLUMNS = ["family", "profile", "seed", "run", "kind", "mode", "ratio", "t
                  "total_flops", "flops_rel_dense", "search_seconds", "scoring_seconds", "train_seconds",
                  "total_seconds", "time_rel_dense", "train_memory_bytes", "memory_ratio", "memory_kind",
                  "disk_bytes", "epochs_trained", "sparsity"]
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    table: pd.DataFrame                                   # one row per (seed, run)
+    curves: pd.DataFrame
+    distances: pd.DataFrame                               # one row per (seed, rule, check, ratio)
+    detectors: dict[int, dict[str, EarlyBirdDetector]]    # seed -> rule -> detector
+    out_dir: Path
+    seconds: float = 0.0
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(sorted(self.detectors))
+
+    def pairwise(self, ratio: float, rule: str = "consecutive", seed: int | None = None) -> np.ndarray:
+        return self.detectors[self.seeds[0] if seed is None else seed][rule].pairwise(ratio)
 
 
 def run_label(kind: str, mode: str, ratio: float) -> str:
@@ -57,7 +71,7 @@ def seed_tables(cfg: ExperimentConfig, records: list[dict]) -> tuple[pd.DataFram
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.concat(curves, ignore_index=True)
 
 
-def write_tables(result: "ExperimentResult", seed_frames: dict[int, pd.DataFrame]) -> Path:
+def write_tables(result: ExperimentResult, seed_frames: dict[int, pd.DataFrame]) -> Path:
     """Per-seed and combined tables, curves, distances, every detector's state and the config, under the
     results folder. A run of one seed never overwrites another seed's table."""
     cfg, out = result.config, result.out_dir
