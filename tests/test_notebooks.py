@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ebcore.study.families import FAMILIES
+
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = {"vit": "vit", "swin": "swin", "gpt2": "gpt2", "roberta": "roberta", "bert_finetune": "bert"}
+NOTEBOOKS = {fam.notebook: name for name, fam in FAMILIES.items()}   # notebook -> family
 FIGURES = ("mask_distance_heatmaps", "mask_distance_curves", "accuracy_curves", "accuracy_by_run",
            "accuracy_vs_cost", "accuracy_vs_ratio", "cost_bars")
 
