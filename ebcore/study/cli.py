@@ -234,7 +234,7 @@ def _add_notebooks_args(p: argparse.ArgumentParser) -> None:
                         "(family names such as bert also work)")
     p.add_argument("--seeds", metavar="S,S,...", help="seeds, e.g. 0,1,2 (default: the notebooks' seed)")
     p.add_argument("-p", "--parameter", dest="param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="set a notebook parameter (any field of ebcore.experiment.ExperimentConfig); VALUE is "
+                   help="set a notebook parameter (any field of ebcore.study.config.ExperimentConfig); VALUE is "
                         "YAML: -p threshold 0.05 -p ratios '[0.2,0.4]' -p modes '[scratch, continue]'. "
                         "Repeat for several")
 
@@ -246,7 +246,7 @@ def build_parser(prog: str = "ebcore") -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one family's experiment and write its tables and figures",
                          description="Run (or reuse) one family's experiment and write summary.md/csv and figures "
-                         "under <results_dir>/<family>/<profile>/ through ebcore.report.run_and_report, the "
+                         "under <results_dir>/<family>/<profile>/ through ebcore.study.report.run_and_report, the "
                          "notebooks' code path; then rebuild <results_dir>/README.md.")
     run.add_argument("family", choices=FAMILIES, help="model family")
     run.add_argument("--profile", default="cpu", choices=PROFILES, help="size profile (default: cpu)")

@@ -53,7 +53,7 @@ def profile_section(results_dir: str | Path, profile: str) -> str | None:
     parts = [f"## {profile} profile\n"]
     overview = verdict_overview(results_dir, profile, families)
     if overview is not None:
-        parts.append(f"### Verdicts per claim and family ({profile})\n\nComputed by `ebcore.verdicts` from each "
+        parts.append(f"### Verdicts per claim and family ({profile})\n\nComputed by `ebcore.study.verdicts` from each "
                      "family's multi-seed table (rules and numbers in the family sections below). *Inconclusive*: "
                      "the 95 % interval straddles the claim's boundary.\n\n" + _to_markdown(overview))
     if timings.is_file():

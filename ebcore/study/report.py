@@ -76,7 +76,7 @@ def paired_table(result: ExperimentResult) -> pd.DataFrame:
 
 
 def verdict_table(result: ExperimentResult) -> pd.DataFrame:
-    """One row per claim of the study, with the rule that decided its verdict (ebcore.verdicts)."""
+    """One row per claim of the study, with the rule that decided its verdict (ebcore.study.verdicts)."""
     cfg = result.config
     return claim_verdicts(result.table, cfg.family, cfg.headline_mode, cfg.spec().train.epochs)
 
@@ -171,7 +171,7 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
             f"Training FLOPs: forward + backward per sample (counted) × samples, plus scoring passes; a ticket "
             f"pays the dense training until it appeared. Memory: {result.table['memory_kind'].iloc[0]}.\n\n")
     text = (head + _to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
-            + _to_markdown(paired) + "\n**Verdicts** (computed from the table above by `ebcore.verdicts`):\n\n"
+            + _to_markdown(paired) + "\n**Verdicts** (computed from the table above by `ebcore.study.verdicts`):\n\n"
             + _to_markdown(verdicts) + "\n" + interpretation(result) + "\n")
     written["summary_md"].write_text(text)
     for name, fig in figures.items():

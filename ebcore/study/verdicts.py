@@ -6,7 +6,7 @@ inside the noise is never a win.
 
     verdicts = claim_verdicts(table, family="vit", mode="continue")   # DataFrame, one row per claim
 
-`table` is the experiment's per-seed table (ebcore.experiment.TABLE_COLUMNS): one row per (seed, run).
+`table` is the experiment's per-seed table (ebcore.study.tables.TABLE_COLUMNS): one row per (seed, run).
 Accuracies are fractions in the table and points (%) in the verdicts.
 """
 from __future__ import annotations
