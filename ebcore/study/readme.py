@@ -14,7 +14,7 @@ from ..files import atomic_write_text
 from . import paths
 from .families import FAMILIES
 from .profiles import PROFILES, report_order
-from .report import _to_markdown
+from .report import to_markdown
 
 
 def profiles_on_disk(results_dir: str | Path) -> list[str]:
@@ -55,13 +55,13 @@ def profile_section(results_dir: str | Path, profile: str) -> str | None:
     if overview is not None:
         parts.append(f"### Verdicts per claim and family ({profile})\n\nComputed by `ebcore.study.verdicts` from each "
                      "family's multi-seed table (rules and numbers in the family sections below). *Inconclusive*: "
-                     "the 95 % interval straddles the claim's boundary.\n\n" + _to_markdown(overview))
+                     "the 95 % interval straddles the claim's boundary.\n\n" + to_markdown(overview))
     if timings.is_file():
         t = pd.read_csv(timings)
         if len(t):
             parts.append(f"### Notebook run times ({profile})\n\nSeconds per notebook in its last successful run "
                          "(a notebook whose runs are already finished reuses them and only re-renders).\n\n"
-                         + _to_markdown(t))
+                         + to_markdown(t))
     for family in families:
         folder = results_dir / family / profile
         notebook = FAMILIES[family].notebook if family in FAMILIES else family

@@ -98,7 +98,7 @@ def interpretation(result: ExperimentResult) -> str:
     return "\n".join(lines)
 
 
-def _to_markdown(frame: pd.DataFrame) -> str:
+def to_markdown(frame: pd.DataFrame) -> str:
     """A Markdown table without the optional `tabulate` dependency."""
     def cell(v):
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -170,9 +170,9 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
             f"{list(cfg.effective_modes)}, controls {list(cfg.effective_controls)} at {list(cfg.control_ratios)}. "
             f"Training FLOPs: forward + backward per sample (counted) × samples, plus scoring passes; a ticket "
             f"pays the dense training until it appeared. Memory: {result.table['memory_kind'].iloc[0]}.\n\n")
-    text = (head + _to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
-            + _to_markdown(paired) + "\n**Verdicts** (computed from the table above by `ebcore.study.verdicts`):\n\n"
-            + _to_markdown(verdicts) + "\n" + interpretation(result) + "\n")
+    text = (head + to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
+            + to_markdown(paired) + "\n**Verdicts** (computed from the table above by `ebcore.study.verdicts`):\n\n"
+            + to_markdown(verdicts) + "\n" + interpretation(result) + "\n")
     written["summary_md"].write_text(text)
     for name, fig in figures.items():
         written[name] = plots.save_figure(fig, out / paths.figure_file(name))

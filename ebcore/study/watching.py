@@ -34,15 +34,14 @@ class EarlyBirdWatch(Callback):
 
     def __init__(self, detectors: dict[str, EarlyBirdDetector], rule: str, ticket_dir: Path | None,
                  every_steps: int | None = None, train_size: int = 0, batch_size: int = 1):
-        self.detectors, self.rule, self.ticket_dir, self.every_steps = detectors, rule, ticket_dir, every_steps
+        self.ticket_dir = ticket_dir
         self.train_size, self.batch_size = train_size, batch_size
         self.check_seconds: list[float] = []   # training clock at each check
         self.check_epochs: list[float] = []    # fractional epoch at each check
         self.check_samples: list[int] = []     # training samples seen at each check
         self.search_seconds = 0.0              # time spent scoring and comparing masks
         self.elapsed = 0.0
-        self.taylor = detectors[rule].criterion == "taylor"
-        self.watch = TicketWatch(detectors, rule, every_steps, sum_gradients=self.taylor)
+        self.watch = TicketWatch(detectors, rule, every_steps, sum_gradients=detectors[rule].criterion == "taylor")
         self._mark = None
 
     def _tick(self) -> None:
@@ -92,7 +91,7 @@ class EarlyBirdWatch(Callback):
             self._tick()
 
     def on_train_end(self, state: TrainState) -> None:
-        ruling = self.detectors[self.rule]
+        ruling = self.watch.ruling_detector
         for ratio in ruling.ratios:
             if ratio not in ruling.tickets:  # fallback ticket: the last check, i.e. the final weights
                 self._save_weights(state.model, ratio)
