@@ -336,7 +336,7 @@ def _ddp_worker(out: Path, action: str) -> None:
 @pytest.mark.parametrize("action", ["prune"])
 def test_ddp_two_ranks_draw_same_mask_and_prune(tmp_path, action):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            __file__, str(tmp_path), action]  # --standalone: rendezvous on a free local port
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)

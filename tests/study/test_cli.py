@@ -16,7 +16,7 @@ import pytest
 
 from ebcore.study import cli, paths, readme, report, scrub
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # An absolute path into a checkout or an environment: "/x/y/results", "/x/.venv/lib/.../site-packages".
 MACHINE_PATH = re.compile(r"(?<![\w.~/:<>])/(?:[\w.+-]+/)+?(?:results|runs|site-packages|\.venv|notebooks)(?:/|\b)")
 

@@ -9,7 +9,7 @@ import pytest
 
 from ebcore.study.families import FAMILIES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {fam.notebook: name for name, fam in FAMILIES.items()}   # notebook -> family
 FIGURES = ("mask_distance_heatmaps", "mask_distance_curves", "accuracy_curves", "accuracy_by_run",
            "accuracy_vs_cost", "accuracy_vs_ratio", "cost_bars")
@@ -49,8 +49,8 @@ def test_notebooks_match_their_generator(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook, family", NOTEBOOKS.items())
-def test_notebook_runs_in_ci_profile(notebook, family, runs_root, ci_results):
+@pytest.mark.parametrize("notebook, study_family", NOTEBOOKS.items())
+def test_notebook_runs_in_ci_profile(notebook, study_family, runs_root, ci_results):
     papermill = pytest.importorskip("papermill")
     from jupyter_client.kernelspec import KernelSpecManager
     if "ebcore" not in KernelSpecManager().find_kernel_specs():
@@ -62,13 +62,13 @@ def test_notebook_runs_in_ci_profile(notebook, family, runs_root, ci_results):
         parameters={"profile": "ci", "runs_dir": str(runs_root / "runs"), "results_dir": str(results)},
         progress_bar=False,
     )
-    folder = results / family / "ci"
+    folder = results / study_family / "ci"
     summary = pd.read_csv(folder / "summary.csv")
     assert summary["run"].iloc[0] == "dense"
     assert summary["test acc % (mean)"].between(0, 100).all()
     assert (summary["params ratio"].iloc[1:] < 1).all()
     # The notebook shows the same numbers the pipeline computed (runs were reused, not recomputed).
-    table = ci_results[family].table
+    table = ci_results[study_family].table
     means = (100 * table.groupby("run", sort=False)["test_accuracy"].mean()).round(2)
     assert list(summary["test acc % (mean)"]) == list(means)
     text = (folder / "summary.md").read_text()

@@ -12,9 +12,9 @@ from ebcore.study.experiment import TABLE_COLUMNS, ExperimentConfig, run_experim
 from ebcore.study.families import FAMILIES, build_model, get_spec
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_ci_pipeline_table_is_sane(ci_results, family):
-    res = ci_results[family]
+@pytest.mark.parametrize("study_family", FAMILIES)
+def test_ci_pipeline_table_is_sane(ci_results, study_family):
+    res = ci_results[study_family]
     t = res.table
     assert list(t.columns) == TABLE_COLUMNS
     modes, controls = res.config.effective_modes, res.config.effective_controls
@@ -82,11 +82,11 @@ def test_missing_data_set_names_the_package(tmp_path, monkeypatch):
     D._fashion_mnist_raw.cache_clear()
 
 
-@pytest.mark.parametrize("family, offline_default", [("vit", "Fashion-MNIST"), ("roberta", "Rotten Tomatoes")])
-def test_paper_profile_offline_is_a_clear_error(tmp_path, monkeypatch, family, offline_default):
+@pytest.mark.parametrize("study_family, offline_default", [("vit", "Fashion-MNIST"), ("roberta", "Rotten Tomatoes")])
+def test_paper_profile_offline_is_a_clear_error(tmp_path, monkeypatch, study_family, offline_default):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataNotFoundError, match=offline_default):
-        run_experiment(ExperimentConfig(family, profile="paper", runs_dir=str(tmp_path), results_dir=str(tmp_path)))
+        run_experiment(ExperimentConfig(study_family, profile="paper", runs_dir=str(tmp_path), results_dir=str(tmp_path)))
 
 
 @pytest.mark.parametrize("kwargs, match", [
