@@ -68,6 +68,9 @@ class FamilyAdapter:
     blocks_fn: Callable[..., list[BlockSpec]]
     example_inputs_fn: Callable[[nn.Module], dict]
     patch_fn: Callable[[BlockSpec, list[int]], None]  # after head pruning, with kept head indices
+    # The early-bird detector's mask-distance threshold for this architecture: the study's 0.1 for the
+    # vision models, 0.01 for the language models (their masks settle more finely).
+    default_threshold: float = 0.01
 
     def blocks(self, model: nn.Module, allow_conv1d: bool = False) -> list[BlockSpec]:
         """The model's blocks. With `allow_conv1d`, an unprepared GPT-2's Conv1D layers are accepted (for
@@ -204,9 +207,10 @@ def _patch_gpt2(block: BlockSpec, kept: list[int]) -> None:
 
 
 ADAPTERS: dict[str, FamilyAdapter] = {
-    "vit": FamilyAdapter("vit", ("vit",), ("ViTForImageClassification",), _vit_blocks, _image_inputs, _patch_vit),
+    "vit": FamilyAdapter("vit", ("vit",), ("ViTForImageClassification",), _vit_blocks, _image_inputs, _patch_vit,
+                          default_threshold=0.1),
     "swin": FamilyAdapter("swin", ("swin",), ("SwinForImageClassification",), _swin_blocks, _image_inputs,
-                          _patch_swin),
+                          _patch_swin, default_threshold=0.1),
     "gpt2": FamilyAdapter("gpt2", ("gpt2",), ("GPT2LMHeadModel", "GPT2ForSequenceClassification"), _gpt2_blocks,
                           _text_inputs, _patch_gpt2),
     "roberta": FamilyAdapter("roberta", ("roberta",), ("RobertaForSequenceClassification",), _bert_like_blocks,

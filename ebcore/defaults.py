@@ -1,28 +1,28 @@
-"""Defaults of the early-bird detector, in one place: the study's distance thresholds per family (0.1 for
-the vision models, 0.01 for the language models) and Early-Bird's window of recent masks. The detector,
-the study's profiles and config, the Trainer callback and the examples all read them from here.
+"""Defaults of the early-bird detector, in one place: Early-Bird's window of recent masks, and the distance
+threshold of a model's architecture, which its adapter holds (ebcore.adapters.FamilyAdapter.default_threshold:
+0.1 for the vision models, 0.01 for the language models, as in the study).
 
-    default_threshold("vit")      # 0.1
-    default_threshold(model)      # from the model's family (ebcore.adapters)
+    default_threshold(model)      # from the model's adapter
+    default_threshold("vit")      # by adapter name: 0.1
 """
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .errors import UnsupportedModelError
 
-THRESHOLDS: dict[str, float] = {"vit": 0.1, "swin": 0.1, "gpt2": 0.01, "roberta": 0.01, "bert": 0.01}
+if TYPE_CHECKING:
+    from torch import nn
+
 WINDOW = 5   # Early-Bird (You et al. 2020): the ticket when the newest mask is within the threshold of the last 5
 
 
-def default_threshold(model_or_family: nn.Module | str) -> float:
-    """The study's mask-distance threshold for a model (or a family name)."""
-    if isinstance(model_or_family, nn.Module):
-        from .adapters import family_of
-        family = family_of(model_or_family)
-    else:
-        family = model_or_family
-    if family not in THRESHOLDS:
-        raise UnsupportedModelError(f"no default threshold for family {family!r}; families: {sorted(THRESHOLDS)} "
-                                    "(or pass threshold= explicitly)")
-    return THRESHOLDS[family]
+def default_threshold(model_or_adapter: "nn.Module | str") -> float:
+    """The mask-distance threshold of a model's architecture (or of an adapter by name, e.g. "vit")."""
+    from .adapters import ADAPTERS, get_adapter
+    if isinstance(model_or_adapter, str):
+        if model_or_adapter not in ADAPTERS:
+            raise UnsupportedModelError(f"no adapter named {model_or_adapter!r}; adapters: {sorted(ADAPTERS)} "
+                                        "(or pass threshold= explicitly)")
+        return ADAPTERS[model_or_adapter].default_threshold
+    return get_adapter(model_or_adapter).default_threshold

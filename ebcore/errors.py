@@ -35,21 +35,9 @@ class CheckpointExistsError(CheckpointError, FileExistsError):
     """The target folder of a save is not empty and overwriting was not asked for."""
 
 
-class DataNotFoundError(EbcoreError, FileNotFoundError):
-    """An offline data set is missing; the message names the package that installs it."""
-
-
-class DeviceUnavailableError(EbcoreError, RuntimeError):
-    """The requested device (e.g. CUDA) is not available on this machine."""
-
-
 def describe(value: object) -> str:
     """`value` for an error message: its repr (shortened) and its type."""
     text = repr(value)
     if len(text) > 80:
         text = text[:77] + "..."
     return f"{text} (type {type(value).__name__})"
-
-
-class UsageError(EbcoreError, ValueError):
-    """The command line was used wrongly (unknown name, missing value); exit status 2."""

@@ -1,5 +1,5 @@
 """Watching a training run for early-bird tickets, whatever drives the training: the core shared by the
-study's training-loop watcher (`ebcore.study.watching.EarlyBirdWatch`) and the Hugging Face Trainer
+study's training-loop watcher (`ebcore.study.dense_watch.DenseRunWatch`) and the Hugging Face Trainer
 callback (`ebcore.hf.EarlyBirdCallback`).
 
 A `TicketWatch` holds one or more detectors (e.g. the study's "consecutive" and "window" rules) and

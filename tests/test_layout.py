@@ -1,18 +1,30 @@
 """The layout holds: the library never imports the study, the registries agree with each other and with the
-files on disk, and run-folder keys stay what they were (finished runs are found again)."""
+files on disk, run-folder keys stay what they were (finished runs are found again), and the command line
+starts without torch (so `--help` and a refused setting answer at once)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ebcore.defaults import THRESHOLDS
+from ebcore.adapters import ADAPTERS
+from ebcore.defaults import default_threshold
+from ebcore.errors import UnsupportedModelError
 from ebcore.study import paths
 from ebcore.study.families import FAMILIES, get_spec
 from ebcore.study.profiles import PROFILES, get_profile, report_order
 
 ROOT = Path(__file__).resolve().parents[1]
+# every (family, profile) run key, as computed before the registries were restructured
+PINNED_KEYS = {'vit/ci': 'd1310e5b56', 'vit/cpu': '8c0e1a4390', 'vit/gpu': 'cdfefd33b2', 'vit/paper': 'fb710b61ea',
+               'swin/ci': '0fe5d76d81', 'swin/cpu': 'ba44fec2ee', 'swin/gpu': '87db647b67', 'swin/paper': '1d39db23f5',
+               'gpt2/ci': '5ddeecfb93', 'gpt2/cpu': 'd0236b2377', 'gpt2/gpu': 'dc262f57ab', 'gpt2/paper': 'cdef5c6f85',
+               'roberta/ci': 'c3e80c9efd', 'roberta/cpu': 'f62ad883a9', 'roberta/gpu': '9ce0066fe0',
+               'roberta/paper': 'db419ae71f', 'bert/ci': 'dbf6400e38', 'bert/cpu': 'af10024edf',
+               'bert/gpu': 'dce44c69a7', 'bert/paper': 'f37c8fce20'}
 PACKAGE = ROOT / "ebcore"
 
 
@@ -48,15 +60,25 @@ def test_no_module_is_over_500_lines():
     assert not {k: n for k, n in sizes.items() if n > 500}
 
 
-def test_family_registry_agrees_with_thresholds_notebooks_and_profiles():
-    assert set(FAMILIES) == set(THRESHOLDS)
+def test_family_registry_agrees_with_adapters_notebooks_and_profiles():
     for name, fam in FAMILIES.items():
+        assert fam.adapter in ADAPTERS, name
         assert (ROOT / "notebooks" / paths.notebook_file(fam.notebook)).is_file(), name
-        assert set(fam.model) == set(fam.data) == set(fam.train) == set(PROFILES), name
+        for profile in PROFILES.values():   # every size class the family names exists in every profile
+            assert fam.data_size in profile.data and fam.train_size in profile.train, (name, profile.name)
+            assert fam.model_size in profile.models, (name, profile.name)
         for profile in PROFILES:
             spec = get_spec(name, profile)
-            assert spec.threshold == THRESHOLDS[name] and spec.seeds == PROFILES[profile].seeds
+            expected = fam.threshold if fam.threshold is not None else default_threshold(fam.adapter)
+            assert spec.threshold == expected and spec.seeds == PROFILES[profile].seeds
             assert "check_every_steps" not in spec.train.loop_kwargs()
+
+
+def test_thresholds_live_with_the_adapters():
+    assert default_threshold("vit") == default_threshold("swin") == 0.1
+    assert default_threshold("gpt2") == default_threshold("roberta") == default_threshold("bert") == 0.01
+    with pytest.raises(UnsupportedModelError, match="no adapter"):
+        default_threshold("bert_scratch")
 
 
 @pytest.mark.parametrize("bad", ["nosuch", "", "CPU"])
@@ -74,10 +96,25 @@ def test_readme_order_puts_scratch_profiles_last():
 
 
 def test_run_keys_are_stable():
-    """A key layout change would orphan every finished run: the keys of two specs are pinned here
-    (as computed before the registry was typed)."""
-    assert paths.run_key(get_spec("vit", "ci").key()) == "d1310e5b56"
-    assert paths.run_key(get_spec("bert", "cpu").key()) == "af10024edf"
+    """A key layout change would orphan every finished run: every family x profile key is pinned here."""
+    keys = {f"{family}/{profile}": paths.run_key(get_spec(family, profile).key())
+            for family in ("vit", "swin", "gpt2", "roberta", "bert") for profile in PROFILES}
+    assert keys == PINNED_KEYS
     key = get_spec("gpt2", "cpu").key()
     assert "check_every_steps" not in key["train"] and key["data"]["max_length"] == 48
     assert get_spec("bert", "cpu").key()["train"]["check_every_steps"] == 4
+
+
+@pytest.mark.parametrize("module", ["ebcore", "ebcore.study.cli", "ebcore.study.config"])
+def test_the_command_line_starts_without_torch(module):
+    """`--help` and refusing a bad setting must not wait for torch, transformers or Torch-Pruning (seconds)."""
+    code = (f"import sys, {module}; heavy = [m for m in ('torch', 'transformers', 'torch_pruning', 'pandas') "
+            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_library_window_and_config_window_agree():
+    from ebcore.defaults import WINDOW
+    from ebcore.study.config import ExperimentConfig
+    assert ExperimentConfig("vit").window == WINDOW

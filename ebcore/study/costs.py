@@ -2,22 +2,22 @@
 what a run pays before its retraining starts (its mask's search).
 
 Training FLOPs are forward + backward FLOPs per sample (torch's FlopCounterMode, ebcore.measure) x samples
-trained on, plus the scoring passes. A run's total is its `search` (see ebcore.study.retrain.Control:
-the dense training until the ticket when it starts from the ticket's weights, the whole dense run for the
-late ticket, one scoring pass for a one-shot mask, nothing for a mask trained from the initial weights)
-plus its retraining. Wall time is kept beside it as a secondary, noisy column.
+trained on, plus the scoring passes. A run's total is its search (each run kind names its own search cost in
+ebcore.study.kinds: the dense training until the ticket when it starts from the ticket's weights, the whole
+dense run for the late ticket, one scoring pass for a one-shot mask, nothing for a mask trained from the
+initial weights) plus its retraining. Wall time is kept beside it as a secondary, noisy column.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from ..measure import count_parameters, flops_per_sample, train_flops_per_sample, training_memory
 
-
-def measure_model(model: nn.Module, batch: dict) -> dict[str, Any]:
+def measure_model(model: "nn.Module", batch: dict) -> dict[str, Any]:
     """Parameters, forward and training FLOPs per sample, and training memory of `model` on `batch`."""
+    from ..measure import count_parameters, flops_per_sample, train_flops_per_sample, training_memory
     mem, kind = training_memory(model, batch)
     return {"params": count_parameters(model), "flops_per_sample": flops_per_sample(model, batch),
             "train_flops_per_sample": train_flops_per_sample(model, batch),
@@ -29,16 +29,21 @@ def scoring_flops(criterion: str, elements: int) -> int:
     return (3 if criterion == "taylor" else 2) * elements
 
 
-def search_cost(dense: dict, ticket: dict, search: str) -> tuple[float, float]:
-    """(FLOPs, seconds) that a run pays before its retraining starts, from the dense run's record and the
-    ticket's (ebcore.study.runs.ticket_info); `search` is the kind of ebcore.study.retrain.search_kind."""
-    per_sample = dense["train_flops_per_sample"]
-    score = dense["scoring_flops_per_check"]
-    if search == "ticket":
-        return (ticket["samples_to_ticket"] * per_sample + score * (ticket["check_index"] + 1),
-                ticket["seconds_to_ticket"])
-    if search == "dense":
-        return dense["total_flops"], dense["train_seconds"]
-    if search == "oneshot":
-        return scoring_flops("magnitude", dense["scored_elements"]), 0.0
+# --- search costs: (FLOPs, seconds) from the dense run's record and the ticket's (runners.ticket_info) ---------
+
+def nothing(dense: dict, ticket: dict) -> tuple[float, float]:
     return 0.0, 0.0
+
+
+def until_ticket(dense: dict, ticket: dict) -> tuple[float, float]:
+    """The dense training until the ticket appeared, with every scoring pass until then."""
+    return (ticket["samples_to_ticket"] * dense["train_flops_per_sample"]
+            + dense["scoring_flops_per_check"] * (ticket["check_index"] + 1), ticket["seconds_to_ticket"])
+
+
+def whole_dense_run(dense: dict, ticket: dict) -> tuple[float, float]:
+    return dense["total_flops"], dense["train_seconds"]
+
+
+def one_scoring_pass(dense: dict, ticket: dict) -> tuple[float, float]:
+    return scoring_flops("magnitude", dense["scored_elements"]), 0.0

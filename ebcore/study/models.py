@@ -1,27 +1,32 @@
 """Model builders, one per family: a fresh transformers model (or the pretrained one) from a FamilySpec.
 
-Each builder takes `(spec, num_labels, vocab_size, pad_token_id)`; the family registry
+Each builder takes `(spec, num_labels, vocab_size, pad_token_id)` and imports transformers itself (importing
+this module stays light); the family registry
 (ebcore.study.families) names each family's builder, and `families.build_model` seeds the
 initialization and makes the model prunable.
 """
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import transformers as T
-from torch import nn
-
-from ..errors import DataNotFoundError, InvalidArgumentError
+from ..errors import InvalidArgumentError
+from .errors import DataNotFoundError
 from .specs import FamilySpec
 
+if TYPE_CHECKING:
+    from torch import nn
 
-def build_vit(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> nn.Module:
+
+def build_vit(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> "nn.Module":
+    import transformers as T
     config = T.ViTConfig(image_size=spec.data.image_size, num_channels=spec.data.channels, num_labels=num_labels,
                          **spec.model)
     return T.ViTForImageClassification(config)
 
 
-def build_swin(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> nn.Module:
+def build_swin(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> "nn.Module":
+    import transformers as T
     config = T.SwinConfig(image_size=spec.data.image_size, num_channels=spec.data.channels, num_labels=num_labels,
                           **spec.model)
     return T.SwinForImageClassification(config)
@@ -33,7 +38,8 @@ def _need_vocab(spec: FamilySpec, vocab_size: int | None) -> int:
     return vocab_size
 
 
-def build_gpt2(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> nn.Module:
+def build_gpt2(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> "nn.Module":
+    import transformers as T
     if spec.pretrained and spec.hub_name:
         return from_hub(spec, T.GPT2ForSequenceClassification, num_labels, pad_token_id)
     config = T.GPT2Config(vocab_size=_need_vocab(spec, vocab_size), num_labels=num_labels, pad_token_id=pad_token_id,
@@ -41,7 +47,8 @@ def build_gpt2(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_to
     return T.GPT2ForSequenceClassification(config)
 
 
-def build_roberta(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> nn.Module:
+def build_roberta(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> "nn.Module":
+    import transformers as T
     if spec.pretrained and spec.hub_name:
         return from_hub(spec, T.RobertaForSequenceClassification, num_labels, pad_token_id)
     config = T.RobertaConfig(vocab_size=_need_vocab(spec, vocab_size), num_labels=num_labels,
@@ -49,7 +56,7 @@ def build_roberta(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad
     return T.RobertaForSequenceClassification(config)
 
 
-def build_minilm(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> nn.Module:
+def build_minilm(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> "nn.Module":
     """The pretrained MiniLM-L6 that ships as a package (offline), with a new classifier head."""
     from .data import minilm_model_path
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -64,8 +71,9 @@ def build_minilm(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_
         T.logging.enable_progress_bar()
 
 
-def from_hub(spec: FamilySpec, cls: type, num_labels: int, pad_token_id: int | None) -> nn.Module:
+def from_hub(spec: FamilySpec, cls: type, num_labels: int, pad_token_id: int | None) -> "nn.Module":
     """A pretrained checkpoint from the Hugging Face hub (the `paper` profile), or a clear offline error."""
+    import transformers as T
     try:
         model = cls.from_pretrained(spec.hub_name, num_labels=num_labels)
     except OSError as err:

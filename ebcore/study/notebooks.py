@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..files import atomic_save
 from . import paths
-from ..errors import UsageError
+from .errors import UsageError
 from .families import FAMILIES
 from .paths import relative_to_repo, repo_root
 from .scrub import scrub_notebook
@@ -66,13 +66,28 @@ def check_kernel(name: str = KERNEL) -> None:
         raise UsageError(f"the Jupyter kernel {name!r} is not registered: run `bash scripts/setup.sh`")
 
 
+def last_seconds(results_dir: Path, family: str, folder: str) -> float | None:
+    """Seconds of the last successful run of `family`'s notebook into results folder `folder` (None: none)."""
+    profile = folder.split("+")[0]
+    path = paths.timings_file(results_dir, profile)
+    if folder != profile or not path.is_file() or family not in NOTEBOOK_OF:
+        return None
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("notebook") == NOTEBOOK_OF[family] and row.get("seconds"):
+                return float(row["seconds"])
+    return None
+
+
 def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[str, Any] | None = None,
                   results_dir: str | Path | None = None, root: str | Path | None = None,
                   execute: Callable[..., Any] = _papermill_execute, log: Callable[[str], None] = print,
-                  ) -> dict[str, str]:
+                  out_dirs: Mapping[str, Path] | None = None) -> dict[str, str]:
     """Execute `notebooks` with papermill in `profile`; returns notebook -> "ok" or "FAILED".
 
-    Each executed copy goes to `<results_dir>/<family>/<profile>/.<nb>.running.ipynb`, machine paths
+    `out_dirs` names each notebook's results folder (the resolved settings' `results_path()`; the CLI
+    passes it); without it, `<results_dir>/<family>/<profile>/`.
+    Each executed copy goes to `<out_dir>/.<nb>.running.ipynb`, machine paths
     scrubbed, then replaces `<nb>.ipynb` on success or becomes `<nb>.failed.ipynb` on failure (a good
     copy from an earlier run is left alone). Timings of the notebooks that succeeded replace their rows
     in `<results_dir>/timings-<profile>.csv`; README.md is rebuilt from everything on disk."""
@@ -86,7 +101,7 @@ def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[st
     for nb in notebooks:
         family = FAMILY_OF[nb]
         source = root / "notebooks" / paths.notebook_file(nb)
-        out_dir = paths.results_folder(results, family, profile)
+        out_dir = Path(out_dirs[nb]) if out_dirs and nb in out_dirs else paths.results_folder(results, family, profile)
         out_dir.mkdir(parents=True, exist_ok=True)
         final, running, failed = (out_dir / f"{nb}.ipynb", out_dir / f".{nb}.running.ipynb",
                                   out_dir / f"{nb}.failed.ipynb")
@@ -116,8 +131,9 @@ def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[st
         os.replace(running, final)
         failed.unlink(missing_ok=True)
         status[nb] = "ok"
-        update_timings(paths.timings_file(results, profile),  # now: an interrupted call keeps what finished
-                       [{"notebook": nb, "profile": profile, "seconds": round(seconds), "status": "ok"}])
+        if out_dir.name == profile:   # a profile's own folder; runs with other settings keep no timings
+            update_timings(paths.timings_file(results, profile),  # now: an interrupted call keeps what finished
+                           [{"notebook": nb, "profile": profile, "seconds": round(seconds), "status": "ok"}])
         log(f"== {nb}: ok in {seconds:.0f} s")
     if any(s == "ok" for s in status.values()):
         log(f"results summary: {relative_to_repo(gather(results), root)}")

@@ -18,8 +18,9 @@ from .report import to_markdown
 
 
 def profiles_on_disk(results_dir: str | Path) -> list[str]:
-    """Profiles with at least one family's summary.md under `results_dir`, in README order."""
-    found = {p.parent.name for p in Path(results_dir).glob("*/*/summary.md")}
+    """Profiles with at least one family's summary.md in its canonical folder (`<family>/<profile>/`) under
+    `results_dir`, in README order; folders of changed settings (`<profile>+<hash>`) are not profiles."""
+    found = {p.parent.name for p in Path(results_dir).glob("*/*/summary.md") if "+" not in p.parent.name}
     found |= {p.stem.removeprefix("timings-") for p in Path(results_dir).glob("timings-*.csv")}
     return report_order(sorted(found))
 
@@ -79,6 +80,11 @@ def profile_section(results_dir: str | Path, profile: str) -> str | None:
     return "\n".join(parts)
 
 
+def other_folders(results_dir: str | Path) -> list[str]:
+    """`<family>/<profile>+<hash>` results folders (settings changed from the profile's), sorted."""
+    return sorted(p.parent.relative_to(results_dir).as_posix() for p in Path(results_dir).glob("*/*+*/summary.md"))
+
+
 def gather(results_dir: str | Path = "results", include_ci: bool = False) -> Path:
     """Rebuild `results_dir`/README.md from what is on disk, for every profile there (cpu first, then gpu
     and paper; ci, a git-ignored scratch profile, only with `include_ci`). Deterministic: the same files
@@ -86,6 +92,11 @@ def gather(results_dir: str | Path = "results", include_ci: bool = False) -> Pat
     results_dir = Path(results_dir)
     profiles = [p for p in profiles_on_disk(results_dir) if include_ci or not (p in PROFILES and PROFILES[p].scratch)]
     sections = [s for s in (profile_section(results_dir, p) for p in profiles) if s]
+    others = other_folders(results_dir)
+    if others:
+        sections.append("## Results with changed settings\n\nThese folders hold runs whose settings differ from their "
+                        "profile's (each one's `config.json` lists the changes); they are not summarized above.\n\n"
+                        + "\n".join(f"- [{f}]({f}/{paths.SUMMARY_MD})" for f in others) + "\n")
     parts = ["# Results\n",
              "Rebuilt from the files under `results/` by `ebcore report` (also after `run_all.sh`, "
              "`ebcore notebooks` and `ebcore run`): every number below was computed by ebcore's pipeline (run "

@@ -14,7 +14,9 @@ import pandas as pd
 
 from . import plots
 from . import paths
-from .experiment import ExperimentConfig, ExperimentResult
+from .config import ExperimentConfig, Settings
+from .kinds import RUN_KINDS
+from .results import ExperimentResult
 from .stats import paired_difference, summarize
 from .verdicts import claim_verdicts
 
@@ -39,7 +41,7 @@ def summary_table(result: ExperimentResult) -> pd.DataFrame:
             "95% CI": f"[{100 * acc.lo:.2f}, {100 * acc.hi:.2f}]" if acc.n > 1 else "",
             "ticket epoch (mean, range)": (f"{te.mean():.1f} ({te.min():g}–{te.max():g})" if len(te) else ""),
             "tickets found": (f"{int(g['ticket_found'].fillna(False).astype(bool).sum())}/{len(g)}"
-                              if first["kind"] == "early_bird" else ""),
+                              if RUN_KINDS[first["kind"]].role == "ticket" else ""),
             "params ratio": round(_mean(g["param_ratio"]), 3),
             "FLOPs/sample ratio": round(_mean(g["flops_ratio"]), 3),
             "training FLOPs vs dense": round(_mean(g["flops_rel_dense"]), 3),
@@ -50,44 +52,46 @@ def summary_table(result: ExperimentResult) -> pd.DataFrame:
 
 
 def paired_table(result: ExperimentResult) -> pd.DataFrame:
-    """Per-seed paired differences of test accuracy (points) with 95 % CIs: every ticket against dense,
-    and every control against the ticket of the same mode and ratio."""
+    """Per-seed paired differences of test accuracy (points) with 95 % CIs: every ticket against what its run
+    kind is compared with (dense), and every other run kind against the ticket of the same mode and ratio
+    (ebcore.study.kinds.RunKind.compare_with)."""
     t = result.table
     acc = lambda rows: dict(zip(rows["seed"].astype(int), rows["test_accuracy"].astype(float)))  # noqa: E731
-    dense = acc(t[t["kind"] == "dense"])
+    dense = acc(t[t["kind"].map(lambda k: RUN_KINDS[k].role == "dense")])
     rows = []
-    eb = t[t["kind"] == "early_bird"]
-    for (mode, ratio), g in eb.groupby(["mode", "ratio"], sort=False):
-        pairs = [("dense", dense)]
-        for control in ("random", "late", "oneshot"):
-            c = t[(t["kind"] == control) & (t["ratio"].round(6) == round(ratio, 6))]
-            same_mode = c[c["mode"] == mode]
-            c = same_mode if not same_mode.empty else c
-            if not c.empty:
-                pairs.append((f"{control} {c['mode'].iloc[0]}", acc(c)))
-        for other, values in pairs:
-            d = paired_difference(acc(g), values)
-            rows.append({"comparison": f"EB {mode} p={ratio:g} − {other}", "seeds": d.n,
-                         "mean Δ (pts)": round(100 * d.mean, 2),
-                         "95% CI (pts)": f"[{100 * d.lo:+.2f}, {100 * d.hi:+.2f}]" if d.n > 1 else "n=1: none",
-                         "interval": ("above 0" if d.lo > 0 else "below 0" if d.hi < 0 else "includes 0")
-                         if d.n > 1 else "no interval"})
+    for ticket_kind in (k for k in RUN_KINDS.values() if k.role == "ticket"):
+        eb = t[t["kind"] == ticket_kind.name]
+        for (mode, ratio), g in eb.groupby(["mode", "ratio"], sort=False):
+            pairs = [("dense", dense)]
+            for other in (k for k in RUN_KINDS.values() if k.compare_with == ticket_kind.name):
+                c = t[(t["kind"] == other.name) & (t["ratio"].round(6) == round(ratio, 6))]
+                same_mode = c[c["mode"] == mode]
+                c = same_mode if not same_mode.empty else c
+                if not c.empty:
+                    pairs.append((f"{other.name} {c['mode'].iloc[0]}", acc(c)))
+            for other_name, values in pairs:
+                d = paired_difference(acc(g), values)
+                rows.append({"comparison": f"EB {mode} p={ratio:g} − {other_name}", "seeds": d.n,
+                             "mean Δ (pts)": round(100 * d.mean, 2),
+                             "95% CI (pts)": f"[{100 * d.lo:+.2f}, {100 * d.hi:+.2f}]" if d.n > 1 else "n=1: none",
+                             "interval": ("above 0" if d.lo > 0 else "below 0" if d.hi < 0 else "includes 0")
+                             if d.n > 1 else "no interval"})
     return pd.DataFrame(rows)
 
 
 def verdict_table(result: ExperimentResult) -> pd.DataFrame:
     """One row per claim of the study, with the rule that decided its verdict (ebcore.study.verdicts)."""
-    cfg = result.config
-    return claim_verdicts(result.table, cfg.family, cfg.headline_mode, cfg.spec().train.epochs)
+    s = result.settings
+    return claim_verdicts(result.table, s.family, s.headline_mode, s.epochs)
 
 
 def interpretation(result: ExperimentResult) -> str:
     """A few sentences generated from the verdicts: what came out, in words."""
     v = verdict_table(result)
     counts = v["verdict"].value_counts()
-    cfg = result.config
-    lines = [f"**{cfg.family}, {cfg.profile} profile, seeds {list(result.seeds)}, headline retrain mode "
-             f"`{cfg.headline_mode}`:** " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
+    s = result.settings
+    lines = [f"**{s.family}, {s.profile} profile, seeds {list(result.seeds)}, headline retrain mode "
+             f"`{s.headline_mode}`:** " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
     for _, row in v.iterrows():
         lines.append(f"- {row['claim']}: **{row['verdict']}** — ours: {row['ours (mean ± 95% CI)']}.")
     n = len(result.seeds)
@@ -117,16 +121,16 @@ def make_figures(result: ExperimentResult) -> dict:
     Epoch checks are labelled by epochs completed (the check after the first epoch is epoch 1), as
     the table's ticket epochs are; step checks by their step.
     """
-    cfg = result.config
+    cfg = result.settings
     seed = result.seeds[0]
     det = result.detectors[seed]["consecutive"]
-    by_epoch = not cfg.effective_check_every
+    by_epoch = not cfg.check_every_steps
     shift = 1 if by_epoch else 0
     labels = [rec.at + shift for rec in det.history]
     tickets = {r: (det.ticket(r).check_index if det.ticket(r) else None) for r in cfg.ratios}
     records = pd.DataFrame(det.records()).assign(at=lambda f: f["at"] + shift)
     curves = result.curves[result.curves["seed"] == seed].assign(epoch=lambda f: f["epoch"] + 1)
-    data = cfg.spec().data.dataset.replace("_", "-")
+    data = cfg.spec.data.dataset.replace("_", "-")
     title = f"{cfg.family} on {data} ({cfg.profile} profile)"
     unit = "epoch" if by_epoch else "step"
     table = result.table.copy()
@@ -157,17 +161,17 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
     paired, verdicts = paired_table(result), verdict_table(result)
     paired.to_csv(written["paired_csv"], index=False)
     verdicts.to_csv(written["verdicts_csv"], index=False)
-    cfg = result.config
-    spec = cfg.spec()
+    cfg = result.settings
+    spec = cfg.spec
     test_size = int(result.table["test_size"].iloc[0])
     p = float(result.table.loc[result.table["kind"] == "dense", "test_accuracy"].mean())
     se = 100 * np.sqrt(p * (1 - p) / test_size)
     head = (f"### {cfg.family} ({cfg.profile} profile)\n\n"
             f"Data: {spec.data.dataset}, {int(result.table['samples_seen'].iloc[0]) // spec.train.epochs} "
             f"training samples, {test_size} test samples (one accuracy's standard error ≈ {se:.2f} pts), "
-            f"{spec.train.epochs} epochs; seeds {list(result.seeds)}; threshold {cfg.effective_threshold}, "
-            f"criterion {cfg.effective_criterion}, ratios {list(cfg.ratios)}, retrain modes "
-            f"{list(cfg.effective_modes)}, controls {list(cfg.effective_controls)} at {list(cfg.control_ratios)}. "
+            f"{spec.train.epochs} epochs; seeds {list(result.seeds)}; threshold {cfg.threshold}, "
+            f"criterion {cfg.criterion}, ratios {list(cfg.ratios)}, retrain modes "
+            f"{list(cfg.modes)}, controls {list(cfg.controls)} at {list(cfg.control_ratios)}. "
             f"Training FLOPs: forward + backward per sample (counted) × samples, plus scoring passes; a ticket "
             f"pays the dense training until it appeared. Memory: {result.table['memory_kind'].iloc[0]}.\n\n")
     text = (head + to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
@@ -179,22 +183,24 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
     return written
 
 
-def notebook_config(params: dict) -> ExperimentConfig:
-    """The experiment config of a notebook's parameters (its globals): every config field is a parameter;
-    `results_dir` / `runs_dir` left as None resolve to the project's `results/` and `runs/`."""
+def notebook_settings(params: dict) -> Settings:
+    """The resolved settings of a notebook's parameters (its globals): every ExperimentConfig field is a
+    parameter; relative `results_dir` / `runs_dir` (the defaults) resolve against the project's folder, since
+    the notebooks run in notebooks/. Strings (papermill -p without YAML) are parsed as on the command line."""
     root = paths.repo_root()
     names = ExperimentConfig.parameter_names()
     chosen = {k: params[k] for k in names if k in params}
     for key, default in (("results_dir", "results"), ("runs_dir", "runs")):
-        if chosen.get(key) is None:
-            chosen[key] = str(root / default)
-    return ExperimentConfig.from_params(chosen)
+        value = chosen.get(key)
+        chosen[key] = str(root / default) if value is None else str(root / value) if not Path(value).is_absolute() \
+            else str(value)
+    return ExperimentConfig.from_params(chosen).resolve()
 
 
-def run_and_report(config) -> dict[str, Path]:
-    """Run (or reuse) the experiment of `config` and write its tables and figures: what a notebook does,
-    without the display. The command line (`python -m ebcore run`) calls this."""
+def run_and_report(settings: Settings | ExperimentConfig, redo: bool = False) -> dict[str, Path]:
+    """Run (or reuse) the experiment of `settings` and write its tables and figures: what a notebook does,
+    without the display. The command line (`python -m ebcore run`) calls this; `redo` retrains finished runs."""
     from .experiment import run_experiment
-    result = run_experiment(config)
+    result = run_experiment(settings, redo=redo)
     summary = summary_table(result)
     return write_report(result, summary, make_figures(result))

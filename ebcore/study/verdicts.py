@@ -6,7 +6,7 @@ inside the noise is never a win.
 
     verdicts = claim_verdicts(table, family="vit", mode="continue")   # DataFrame, one row per claim
 
-`table` is the experiment's per-seed table (ebcore.study.tables.TABLE_COLUMNS): one row per (seed, run).
+`table` is the experiment's per-seed table (ebcore.study.results.TABLE_COLUMNS): one row per (seed, run).
 Accuracies are fractions in the table and points (%) in the verdicts.
 """
 from __future__ import annotations
@@ -18,12 +18,8 @@ import pandas as pd
 
 from .stats import Summary, paired_difference, summarize
 
-# The study's published test accuracies (%), CIFAR-10 from scratch: dense / p = 0.1 / p = 0.3, and the
-# epoch around which its tickets appeared. Text models: the study's numbers are not retrievable offline.
-STUDY_ACCURACY: dict[str, dict[float, float]] = {
-    "vit": {0.0: 85.11, 0.1: 84.3, 0.3: 82.05},
-    "swin": {0.0: 89.5, 0.1: 89.54, 0.3: 88.95},
-}
+# The study's published numbers live in each family's entry (ebcore.study.families.Family.published); the
+# epoch around which the study's (vision) tickets appeared is the reference of the "early" claim everywhere.
 STUDY_TICKET_EPOCH = 20
 EARLY_FRACTION = 0.3          # "early": the ticket within the first 30 % of the training budget
 MATCH_POINTS = 1.0            # "matches": |difference| <= 1 point
@@ -48,7 +44,8 @@ class Verdict:
 
 def study_gap(family: str, ratio: float) -> float | None:
     """The study's accuracy change (points) of the ticket at `ratio` against dense, if published."""
-    ref = STUDY_ACCURACY.get(family)
+    from .families import FAMILIES
+    ref = FAMILIES[family].published if family in FAMILIES else None
     if not ref or ratio not in ref:
         return None
     return round(ref[ratio] - ref[0.0], 2)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ebcore.study import data
-from ebcore.errors import DataNotFoundError
+from ebcore.study.errors import DataNotFoundError
 
 
 @pytest.fixture(autouse=True)

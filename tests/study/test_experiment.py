@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import ebcore.study.runs as R
+import ebcore.study.runners as R
 from ebcore.study.train import Callback
-from ebcore.errors import DataNotFoundError
+from ebcore.study.errors import DataNotFoundError
 from ebcore.study.experiment import TABLE_COLUMNS, ExperimentConfig, run_experiment
 from ebcore.study.families import FAMILIES, build_model, get_spec
 
@@ -17,7 +17,7 @@ def test_ci_pipeline_table_is_sane(ci_results, study_family):
     res = ci_results[study_family]
     t = res.table
     assert list(t.columns) == TABLE_COLUMNS
-    modes, controls = res.config.effective_modes, res.config.effective_controls
+    modes, controls = res.settings.modes, res.settings.controls
     assert len(t) == 1 + len(modes) * 3 + len(controls) * len(modes)  # dense, tickets at 3 ratios, controls at 0.3
     dense = t[t.kind == "dense"].iloc[0]
     pruned = t[t.kind != "dense"]
@@ -25,7 +25,7 @@ def test_ci_pipeline_table_is_sane(ci_results, study_family):
     assert (pruned.flops_ratio < 1).all() and (pruned.memory_ratio < 1).all()
     assert t.test_accuracy.between(0, 1).all() and t.best_val_accuracy.between(0, 1).all()
     eb = t[t.kind == "early_bird"]
-    budget = res.config.spec().train.epochs
+    budget = res.settings.epochs
     assert eb.ticket_epoch.between(0, budget).all(), "the ticket lies within the training budget"
     assert (eb.time_rel_dense > 0).all() and dense.time_rel_dense == 1.0  # wall time: only its sign is testable
     assert dense.flops_rel_dense == 1.0 and (t.total_flops >= t.train_flops).all()
@@ -163,10 +163,11 @@ def test_seeds_never_share_run_folders_or_result_files(tmp_path):
 def test_one_shot_control_and_taylor_criterion(tmp_path):
     cfg = ExperimentConfig("bert", profile="ci", ratios=(0.3,), seeds=(0,), runs_dir=str(tmp_path / "runs"),
                            results_dir=str(tmp_path / "r"))
-    assert cfg.effective_criterion == "taylor" and "oneshot" in cfg.effective_controls
-    res = run_experiment(cfg)
+    settings = cfg.resolve()
+    assert settings.criterion == "taylor" and "oneshot" in settings.controls
+    res = run_experiment(settings)
     one = res.table[res.table.kind == "oneshot"].iloc[0]
-    assert one["mode"] == "finetune" and one.epochs_trained == cfg.spec().train.epochs
+    assert one["mode"] == "finetune" and one.epochs_trained == settings.epochs
     assert 0 < one.search_flops < 1e9  # one scoring pass, no training
     det = res.detectors[0]["consecutive"]
     assert det.criterion == "taylor" and len(det.history) >= 2

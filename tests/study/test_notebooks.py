@@ -80,3 +80,26 @@ def test_notebook_runs_in_ci_profile(notebook, study_family, runs_root, ci_resul
     executed = json.loads(out.read_text())
     outputs = json.dumps([c.get("outputs", []) for c in executed["cells"]])
     assert "Verdicts" in json.dumps(executed["cells"]) and "reproduced" in outputs
+
+
+def test_notebook_prose_types_no_number():
+    """Every number a reader sees in a notebook's text is rendered from the resolved settings at run time
+    (ebcore.study.prose); the source notebooks' Markdown holds none but the fixed 95 % of the intervals."""
+    import re
+    for name, family in NOTEBOOKS.items():
+        nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "markdown":   # names such as "GPT-2" are names, not numbers
+                text = "".join(cell["source"]).replace("95 %", "").replace(FAMILIES[family].title, "")
+                assert not re.search(r"\d", text), f"{name}: a typed number in {text[:80]!r}"
+
+
+def test_prose_numbers_come_from_the_settings():
+    from ebcore.study import prose
+    from ebcore.study.config import ExperimentConfig
+    cpu = prose.deviations(ExperimentConfig("vit", profile="cpu").resolve())
+    small = prose.deviations(ExperimentConfig("vit", profile="cpu", train_size=1234, epochs=3).resolve())
+    assert "8,000 training images" in cpu and "10 epochs" in cpu
+    assert "1,234 training images" in small and "3 epochs" in small and "changed from the profile" in small
+    method = prose.method(ExperimentConfig("roberta", profile="ci", window=4, threshold=0.02).resolve())
+    assert "last 4 masks" in method and "≤ 0.02" in method

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -31,16 +32,25 @@ def run_all(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     (("-p", "nosuch", "1"), "unknown parameter 'nosuch'"),
     (("--seeds", "x"), "--seeds expects integers"),
     (("--frobnicate",), "unrecognized arguments: --frobnicate"),
+    # settings are checked before any kernel starts (they used to fail 14-32 s later, with status 1)
+    (("-p", "ratios", "notalist"), "ratios = 'notalist' is not valid"),
+    (("-p", "epochs", "-3"), "epochs = -3 is not valid"),
+    (("-p", "threshold", "abc"), "threshold = 'abc' is not valid"),
+    (("--seeds", "1,1"), "seeds = [1, 1] is not valid"),
+    (("--seeds", "-1"), "seeds = [-1] is not valid"),
 ])
 def test_bad_arguments_give_one_clear_line(args, message, tmp_path):
     before = sorted(p for p in (ROOT / "results").rglob("*"))
+    start = time.perf_counter()
     out = run_all(*args, tmp_path=tmp_path)
+    seconds = time.perf_counter() - start
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("run_all.sh: error: ") and message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "unbound variable" not in out.stderr and "Traceback" not in out.stderr
     assert out.stdout == ""
     assert sorted(p for p in (ROOT / "results").rglob("*")) == before
+    assert seconds < 30, f"a refused call must not start a kernel ({seconds:.0f} s)"   # generous: shared machines
 
 
 def test_help_lists_every_option(tmp_path):

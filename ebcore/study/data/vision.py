@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...errors import DataNotFoundError
+from ..errors import DataNotFoundError
 from .base import DictDataset, _balanced_rows, _check_limit
 
 FASHION_MNIST_MEAN = 0.2860

@@ -14,11 +14,37 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from ..kinds import RUN_KINDS
+
 DPI = 150
 NO_DATA = "no data"
-KIND_ORDER = ("dense", "early_bird", "random", "late")
-KIND_LABELS = {"dense": "dense", "early_bird": "early-bird", "random": "random", "late": "late ticket"}
-_KIND_MARKERS = {"dense": "s", "early_bird": "o", "random": "X", "late": "^", "oneshot": "v"}
+
+
+class _FromRegistry(dict):
+    """A live view of one field of the run-kind registry (ebcore.study.kinds.RUN_KINDS): kinds registered
+    later (tests, plug-ins) get their label, marker and colour too."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__()
+        self.field = field
+
+    def __getitem__(self, kind: str) -> Any:
+        return getattr(RUN_KINDS[kind], self.field)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in RUN_KINDS
+
+    def get(self, kind: str, default: Any = None) -> Any:
+        return self[kind] if kind in RUN_KINDS else default
+
+
+def kind_order() -> tuple[str, ...]:
+    return tuple(RUN_KINDS)
+
+
+KIND_ORDER = kind_order()        # at import; figures call kind_order() for kinds registered later
+KIND_LABELS = _FromRegistry("label")
+_KIND_MARKERS = _FromRegistry("marker")
 
 
 def format_ratio(ratio: Any) -> str:
@@ -102,15 +128,15 @@ def _percent_axis(ax: Axes, fraction: bool, axis: str = "y") -> None:
 
 
 def _kind_colors(kinds: Sequence[str]) -> dict[str, Any]:
-    palette = sns.color_palette("colorblind", 10)
-    fixed = {"dense": (0.0, 0.0, 0.0), "early_bird": palette[0], "random": palette[1], "late": palette[2]}
-    extra = iter(palette[3:] * 3)
-    return {k: fixed[k] if k in fixed else next(extra) for k in kinds}
+    """Each kind's registry colour; a kind outside the registry gets a free colorblind-palette colour."""
+    extra = iter(sns.color_palette("colorblind", 10)[5:] * 3)
+    return {k: RUN_KINDS[k].colour if k in RUN_KINDS else next(extra) for k in kinds}
 
 
 def _ordered_kinds(kinds: pd.Series) -> list[str]:
     present = list(dict.fromkeys(kinds.astype(str)))
-    return [k for k in KIND_ORDER if k in present] + [k for k in present if k not in KIND_ORDER]
+    order = kind_order()
+    return [k for k in order if k in present] + [k for k in present if k not in order]
 
 
 def _kind_label(kind: str) -> str:

@@ -35,7 +35,7 @@ Modules: :mod:`.config` (``TrainConfig``, device choice), :mod:`.optim` (AdamW a
 states, exact resume), :mod:`.loop` (``train`` and ``evaluate``).
 """
 
-from ...errors import DeviceUnavailableError
+from ..errors import DeviceUnavailableError
 from .checkpoint import CHECKPOINT_NAME, model_structure
 from .config import TrainConfig, pick_device
 from .loop import evaluate, seed_everything, train

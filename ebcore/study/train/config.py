@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import DeviceUnavailableError
+from ..errors import DeviceUnavailableError
 from ..precision import PRECISIONS
 
 

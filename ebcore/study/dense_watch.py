@@ -1,4 +1,4 @@
-"""The study loop's early-bird watcher: a training-loop callback (ebcore.study.train.Callback) that checks
+"""The study loop's watcher of the dense run (`DenseRunWatch`): a training-loop callback (ebcore.study.train.Callback) that checks
 the detectors at every epoch end (or every N steps), keeps the training clock, counts the samples seen
 until each check (for exact FLOP accounting) and saves the weights at each ticket (for the `continue`
 retrain mode).
@@ -18,7 +18,7 @@ from . import paths
 from .train import Callback, TrainState
 
 
-class EarlyBirdWatch(Callback):
+class DenseRunWatch(Callback):
     """Checks both detectors at every epoch end (or every N steps), keeps a clock of training time and
     counts the samples trained on until each check (for exact FLOP accounting).
 

@@ -18,25 +18,24 @@ from ..io import save_pruned
 from ..measure import folder_bytes, scored_weight_elements
 from ..surgery import prune_model
 from . import paths
-from .config import ExperimentConfig
-from .costs import measure_model, scoring_flops, search_cost
+from .config import Settings
+from .costs import measure_model, scoring_flops
 from .families import build_model
-from .retrain import MODES, MaskSources, retrain_epochs, run_mask, search_kind
+from .kinds import MODES, RUN_KINDS, MaskSources, retrain_epochs
 from .specs import FamilySpec
 from .splits import Data
 from .train import CHECKPOINT_NAME, TrainConfig, TrainResult, evaluate, pick_device, train
-from .watching import EarlyBirdWatch
+from .dense_watch import DenseRunWatch
 
-RULES = ("consecutive", "window")  # the study's rule (window 2) and Early-Bird's (window `cfg.window`)
+RULES = ("consecutive", "window")  # the study's rule (window 2) and Early-Bird's (window `Settings.window`)
 
 
-def _train_config(cfg: ExperimentConfig, spec: FamilySpec, seed: int, epochs: int | None = None,
-                  checks: bool = True) -> TrainConfig:
-    t = spec.train.loop_kwargs()
+def _train_config(s: Settings, seed: int, epochs: int | None = None, checks: bool = True) -> TrainConfig:
+    t = s.spec.train.loop_kwargs()
     if epochs is not None:
         t["epochs"] = epochs
-    return TrainConfig(**t, seed=seed, device=cfg.device, progress=cfg.progress, precision=cfg.effective_precision,
-                       check_every_steps=cfg.effective_check_every if checks else None)
+    return TrainConfig(**t, seed=seed, device=s.device, progress=s.progress, precision=s.precision,
+                       check_every_steps=s.check_every_steps if checks else None)
 
 
 def _untrained_history(model: nn.Module, data: Data, batch_size: int, precision: str) -> pd.DataFrame:
@@ -75,10 +74,15 @@ def _finish(run_dir: Path, model: nn.Module, result: TrainResult | None, data: D
 
 def _write_result(run_dir: Path, record: dict) -> dict:
     (run_dir / paths.RESULT_FILE).write_text(json.dumps(record, indent=1, default=float))
-    return record | {"run_dir": str(run_dir)}
+    return record | {"run_dir": str(run_dir), "reused": False}
 
 
-def _load_result(run_dir: Path) -> dict | None:
+def _load_result(run_dir: Path, redo: bool = False) -> dict | None:
+    """A finished run's record; None when unfinished (or when `redo`: the folder is then emptied)."""
+    if redo and run_dir.is_dir():
+        import shutil
+        shutil.rmtree(run_dir)
+        return None
     path = run_dir / paths.RESULT_FILE
     if path.is_file():
         try:
@@ -93,46 +97,53 @@ def _start(run_dir: Path, params: dict) -> None:
     (run_dir / paths.PARAMS_FILE).write_text(json.dumps(params, indent=1, default=str))
 
 
-def run_dense(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int) -> dict:
+def watched_ratios(s: Settings) -> tuple[float, ...]:
+    """The ratios the detectors watch: every ticket's and every control's (control ratios are among the
+    ratios, ExperimentConfig checks; the union keeps the dense run's key as it was)."""
+    return tuple(s.ratios) + tuple(r for r in s.control_ratios if r not in s.ratios)
+
+
+def run_dense(s: Settings, data: Data, seed: int, redo: bool = False) -> dict:
     """Train the dense baseline while the detectors of both rules watch; reuse a finished run."""
-    params = {"kind": "dense", "spec": spec.key(), "seed": seed, "ratios": cfg.ratios,
-              "threshold": cfg.effective_threshold, "window": cfg.window, "rule": cfg.rule, "scope": cfg.scope,
-              "criterion": cfg.effective_criterion, "distance": cfg.distance, "check": cfg.effective_check_every,
-              "precision": cfg.effective_precision, "align": cfg.effective_align}
-    run_dir = paths.dense_run_folder(cfg.seed_dir(seed), params)
-    done = _load_result(run_dir)
+    spec = s.spec
+    params = {"kind": "dense", "spec": spec.key(), "seed": seed, "ratios": watched_ratios(s),
+              "threshold": s.threshold, "window": s.window, "rule": s.rule, "scope": s.scope,
+              "criterion": s.criterion, "distance": s.distance, "check": s.check_every_steps,
+              "precision": s.precision, "align": s.align}
+    run_dir = paths.dense_run_folder(s.seed_dir(seed), params)
+    done = _load_result(run_dir, redo)
     if done is not None:
-        return done | {"run_dir": str(run_dir)}
+        return done | {"run_dir": str(run_dir), "reused": True}
     _start(run_dir, params)
-    windows = {"consecutive": 2, "window": cfg.window}
-    detectors = {rule: EarlyBirdDetector(cfg.ratios, cfg.effective_threshold, windows[rule], cfg.scope,
-                                         cfg.effective_criterion, cfg.distance, align=cfg.effective_align)
+    windows = {"consecutive": 2, "window": s.window}
+    detectors = {rule: EarlyBirdDetector(watched_ratios(s), s.threshold, windows[rule], s.scope,
+                                         s.criterion, s.distance, align=s.align)
                  for rule in RULES}
-    watch = EarlyBirdWatch(detectors, cfg.rule, run_dir / paths.TICKETS_DIR, cfg.effective_check_every,
+    watch = DenseRunWatch(detectors, s.rule, run_dir / paths.TICKETS_DIR, s.check_every_steps,
                            train_size=len(data.train), batch_size=spec.train.batch_size)
     model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
-    result = train(model, data.train, _train_config(cfg, spec, seed), data.val, [watch], checkpoint_dir=run_dir)
+    result = train(model, data.train, _train_config(s, seed), data.val, [watch], checkpoint_dir=run_dir)
     elements = scored_weight_elements(result.model)
-    scoring = scoring_flops(cfg.effective_criterion, elements)
+    scoring = scoring_flops(s.criterion, elements)
     state = watch.state_dict()
     state.pop("grad_sum")
     extra = {"kind": "dense", "mode": "dense", "ratio": 0.0, "seed": seed, "watch": state,
              "scoring_flops_per_check": scoring, "scored_elements": elements}
-    record = _finish(run_dir, result.model, result, data, spec, extra, cfg.effective_precision)
+    record = _finish(run_dir, result.model, result, data, spec, extra, s.precision)
     record["scoring_flops"] = scoring * len(watch.check_samples)
     record["total_flops"] = record["train_flops"] + record["scoring_flops"]
     return _write_result(run_dir, record)
 
 
-def ticket_info(dense: dict, cfg: ExperimentConfig, ratio: float) -> dict:
-    """The ruling ticket for `ratio`; when none appeared, the last check (flagged `found=False`)."""
+def ticket_info(dense: dict, rule: str, ratio: float) -> dict:
+    """The ticket of `rule` for `ratio`; when none appeared, the last check (flagged `found=False`)."""
     watch = dense["watch"]
-    det = EarlyBirdDetector.from_state_dict(watch["detectors"][cfg.rule])
-    other_rule = "window" if cfg.rule == "consecutive" else "consecutive"
+    det = EarlyBirdDetector.from_state_dict(watch["detectors"][rule])
+    other_rule = "window" if rule == "consecutive" else "consecutive"
     other = EarlyBirdDetector.from_state_dict(watch["detectors"][other_rule])
     t = det.ticket(ratio)
     index, found = (t.check_index, True) if t is not None else (len(det.history) - 1, False)
-    rules = {cfg.rule: det.ticket(ratio), other_rule: other.ticket(ratio)}
+    rules = {rule: det.ticket(ratio), other_rule: other.ticket(ratio)}
     epochs_at = lambda t: watch["check_epochs"][t.check_index] if t else None  # noqa: E731
     return {
         "mask": det.history[index].masks[ratio], "check_index": index, "found": found,
@@ -145,34 +156,32 @@ def ticket_info(dense: dict, cfg: ExperimentConfig, ratio: float) -> dict:
     }
 
 
-def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict, kind: str, mode: str,
-               ratio: float) -> dict:
-    """Retrain one pruned network: kind 'early_bird' or a control's name; reuse a finished run."""
-    seed = dense["seed"]
-    info = ticket_info(dense, cfg, ratio)
+def run_pruned(s: Settings, data: Data, dense: dict, kind: str, mode: str, ratio: float, redo: bool = False) -> dict:
+    """Retrain one pruned network of run kind `kind` (ebcore.study.kinds.RUN_KINDS); reuse a finished run."""
+    spec, seed, run_kind = s.spec, dense["seed"], RUN_KINDS[kind]
+    info = ticket_info(dense, s.rule, ratio)
     untrained = lambda: build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)  # noqa: E731
-    mask = run_mask(kind, MaskSources(info["mask"], info["late_mask"], ratio, seed, cfg.effective_align, cfg.scope,
-                                      untrained))
+    mask = run_kind.mask(MaskSources(info["mask"], info["late_mask"], ratio, seed, s.align, s.scope, untrained))
     retrain = MODES[mode]
-    search = search_kind(kind, retrain)
+    search, search_flops, search_seconds = run_kind.search_cost(dense, info, retrain)
     epochs = retrain_epochs(retrain, spec.train.epochs, info["epoch_fraction"])
     params = {"kind": kind, "mode": mode, "ratio": ratio, "mask": mask.hash(), "spec": spec.key(),
-              "precision": cfg.effective_precision, "seed": seed, "epochs": epochs,
+              "precision": s.precision, "seed": seed, "epochs": epochs,
               "start": info["check_index"] if retrain.start == "ticket" else None,
               "dense": Path(dense["run_dir"]).name}
-    run_dir = paths.pruned_run_folder(cfg.seed_dir(seed), kind, mode, ratio, params)
-    search_flops, search_seconds = search_cost(dense, info, search)
+    run_dir = paths.pruned_run_folder(s.seed_dir(seed), kind, mode, ratio, params)
     extra = {"kind": kind, "mode": mode, "ratio": ratio, "seed": seed, "search": search,
              "search_seconds": search_seconds, "search_flops": search_flops,
              "mask_hash": mask.hash(), "sparsity": mask.sparsity()["combined"],
              "ticket_found": info["found"] if search == "ticket" else None}
-    if kind == "early_bird":  # where the mask came from; controls have none
+    if run_kind.role == "ticket":  # where the mask came from; controls have none
         extra.update(ticket_check=info["check_index"], ticket_at=info["at"],
                      ticket_epoch=info["epoch_fraction"], ticket_epoch_consecutive=info["ticket_epoch_consecutive"],
                      ticket_epoch_window=info["ticket_epoch_window"])
-    done = _load_result(run_dir)
+    done = _load_result(run_dir, redo)
     if done is not None:  # costs are recomputed from the dense run, so accounting fixes need no retraining
-        return done | extra | {"total_flops": done["train_flops"] + search_flops, "run_dir": str(run_dir)}
+        return done | extra | {"total_flops": done["train_flops"] + search_flops, "run_dir": str(run_dir),
+                              "reused": True}
     _start(run_dir, params)
     (run_dir / paths.MASK_FILE).write_text(mask.to_json())
     model = untrained()
@@ -185,11 +194,11 @@ def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict,
         model.load_state_dict(load_file(str(ticket_file)), strict=True)
     prune_model(model, mask)
     if epochs == 0:
-        result, model = None, model.to(pick_device(cfg.device))
+        result, model = None, model.to(pick_device(s.device))
     else:
-        result = train(model, data.train, _train_config(cfg, spec, seed, epochs, checks=False), data.val,
+        result = train(model, data.train, _train_config(s, seed, epochs, checks=False), data.val,
                        checkpoint_dir=run_dir)
         model = result.model
-    record = _finish(run_dir, model, result, data, spec, extra, cfg.effective_precision)
+    record = _finish(run_dir, model, result, data, spec, extra, s.precision)
     record["total_flops"] = record["train_flops"] + search_flops
     return _write_result(run_dir, record)
