@@ -37,7 +37,7 @@ def summary_table(result: ExperimentResult) -> pd.DataFrame:
         rows.append({
             "run": run, "ratio": first["ratio"], "seeds": acc.n,
             "test acc % (mean)": round(100 * acc.mean, 2),
-            "sd": round(100 * acc.sd, 2) if acc.n > 1 else None,
+            "sd": round(100 * acc.sd, 2) if acc.n > 1 else "",
             "95% CI": f"[{100 * acc.lo:.2f}, {100 * acc.hi:.2f}]" if acc.n > 1 else "",
             "ticket epoch (mean, range)": (f"{te.mean():.1f} ({te.min():g}–{te.max():g})" if len(te) else ""),
             "tickets found": (f"{int(g['ticket_found'].fillna(False).astype(bool).sum())}/{len(g)}"
