@@ -2,6 +2,9 @@
 and the session's ci pipeline runs (tests/study). Library tests live in tests/lib, the study's in tests/study."""
 from __future__ import annotations
 
+import inspect
+import re
+
 import pytest
 import torch
 
@@ -44,3 +47,22 @@ def ci_results(runs_root):
     return {family: run_experiment(ExperimentConfig(family, profile="ci", runs_dir=str(runs_root / "runs"),
                                                     results_dir=str(runs_root / "results")))
             for family in PIPELINE_FAMILIES}
+
+
+# A test that trains a pipeline (the study's experiment, a notebook, the command line's `run`) is slow,
+# whether or not its author remembered the marker: `-m "not slow"` must run no pipeline.
+_PIPELINE = re.compile(r"\brun_experiment\(|\brun_and_report\(|execute_notebook\(|\bci_results\b|"
+                       r"main\(\[\"run\"")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is None or item.get_closest_marker("slow"):
+            continue
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            continue
+        if _PIPELINE.search(source) or "ci_results" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
