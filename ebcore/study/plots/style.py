@@ -19,6 +19,8 @@ NO_DATA = "no data"
 KIND_ORDER = ("dense", "early_bird", "random", "late")
 KIND_LABELS = {"dense": "dense", "early_bird": "early-bird", "random": "random", "late": "late ticket"}
 _KIND_MARKERS = {"dense": "s", "early_bird": "o", "random": "X", "late": "^", "oneshot": "v"}
+_KIND_LINESTYLES = {"dense": "-", "early_bird": "-", "random": "--", "late": ":", "oneshot": "-."}
+_KIND_SHORT = {"dense": "dense", "early_bird": "EB", "random": "random", "late": "late", "oneshot": "one-shot"}
 
 
 def format_ratio(ratio: Any) -> str:
@@ -106,6 +108,15 @@ def _kind_colors(kinds: Sequence[str]) -> dict[str, Any]:
     fixed = {"dense": (0.0, 0.0, 0.0), "early_bird": palette[0], "random": palette[1], "late": palette[2]}
     extra = iter(palette[3:] * 3)
     return {k: fixed[k] if k in fixed else next(extra) for k in kinds}
+
+
+def _ratio_colors(ratios: Sequence[Any]) -> dict[float, Any]:
+    """One distinct colour per pruning ratio (keyed by `_ratio_key`), in increasing ratio order; dense's black
+    is never used."""
+    keys = sorted({_ratio_key(r) for r in ratios if r is not None and np.isfinite(float(r))})
+    palette = sns.color_palette("colorblind", 10)
+    order = [0, 3, 2, 4, 8, 1, 5, 9, 6]  # blue, vermillion, green, purple, yellow, orange, ... (no grey)
+    return {k: palette[order[i % len(order)]] for i, k in enumerate(keys)}
 
 
 def _ordered_kinds(kinds: pd.Series) -> list[str]:
