@@ -123,8 +123,8 @@ def accuracy_vs_ratio(table: pd.DataFrame, ax: Axes | None = None, title: str = 
     ax.margins(x=0.08, y=0.15)
     ax.set_xlabel("pruning ratio p")
     ax.set_ylabel("test accuracy")
-    ax.legend(loc="best", fontsize=9, framealpha=0.9, title="mean; bars/bands: 95% CI over seeds",
-              title_fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False,
+              title="mean; bars/bands:\n95% CI over seeds", title_fontsize=8)
     if title:
         ax.set_title(title)
     sns.despine(ax=ax)

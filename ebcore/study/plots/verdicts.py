@@ -33,7 +33,11 @@ def split_claim(claim: str) -> tuple[str, str]:
 
 
 def _wrap(text: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(str(text), width=width, break_long_words=False)) if text else ""
+    """Lines of at most `width` characters, breaking after "; " first (one statement a line)."""
+    parts = str(text).split("; ") if text else []
+    return "\n".join(line for i, part in enumerate(parts)
+                     for line in textwrap.wrap(part + (";" if i < len(parts) - 1 else ""), width=width,
+                                               break_long_words=False))
 
 
 def verdict_overview(verdicts_by_family: Mapping[str, pd.DataFrame], title: str = "",
@@ -63,7 +67,7 @@ def verdict_overview(verdicts_by_family: Mapping[str, pd.DataFrame], title: str 
                         34) for c in claims]
     verdicts = list(VERDICT_COLORS)
     codes = np.full((len(claims), len(families)), len(verdicts), dtype=float)  # missing -> white
-    fig, ax = _new_figure(1, (2.0 * len(families) + 3.6, 0.78 * len(claims) + 1.6), style="white")
+    fig, ax = _new_figure(1, (1.8 * len(families) + 3.2, 0.78 * len(claims) + 1.6), style="white")
     for i, claim in enumerate(claims):
         for j, family in enumerate(families):
             if (claim, family) not in cells:
