@@ -77,8 +77,9 @@ def build(family: str, notebook: str, title: str) -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell("paired_table(result)"),
         nbformat.v4.new_markdown_cell(
             "## Figures\n\nMask distances (heatmaps: every pair of checks; curves: consecutive checks with the "
-            "threshold) and validation curves are shown for the first seed; accuracy figures show every seed "
-            "(dots) and the mean with its 95 % interval."),
+            "threshold) are shown for the first seed; validation curves show every run on the global epoch axis "
+            "(a retrained run from where it started) with the mean over seeds and its 95 % interval; accuracy "
+            "figures show every seed (dots) and the mean with its 95 % interval."),
         nbformat.v4.new_code_cell("figures = make_figures(result)\n"
                                   "for name, fig in figures.items():\n"
                                   "    display(Markdown(f\"**{name.replace('_', ' ')}**\"))\n"

@@ -77,6 +77,8 @@ class RunKind:
     description: str
     mask: Callable[[MaskSources], "Mask"] | None   # the mask it prunes with (None: dense, not pruned)
     search: Callable[[RetrainMode], str]   # mode -> what its mask's search costs (a SEARCH_COSTS name)
+    short: str = ""                  # short label beside points ("EB"); empty: the label
+    linestyle: str = "-"             # figures (a matplotlib line style)
     own_start: str | None = None     # None: retrained in the experiment's modes; "init": from the initial (or
                                      # pretrained) weights, for the full budget, whatever the modes
     compare_with: str | None = None  # the paired table sets this kind against that one at the same ratio and mode
@@ -121,17 +123,18 @@ def _ticket_if_from_ticket(mode: RetrainMode) -> str:
 
 RUN_KINDS: dict[str, RunKind] = {k.name: k for k in (
     RunKind("dense", "dense", "black", "s", "dense", "the unpruned model trained for the whole budget while the "
-            "detectors watch", None, lambda mode: "none"),
+            "detectors watch", None, lambda mode: "none", short="dense"),
     RunKind("early_bird", "early-bird", "#0173b2", "o", "ticket", "the early-bird ticket of the ruling rule "
             "(a ratio whose ticket never appeared falls back to the last check)", _ticket,
-            lambda mode: "ticket", compare_with="dense"),
+            lambda mode: "ticket", short="EB", compare_with="dense"),
     RunKind("random", "random", "#de8f05", "X", "control", "kept units drawn uniformly at random, layerwise, same "
-            "counts as the ticket", _random, _ticket_if_from_ticket, compare_with="early_bird"),
+            "counts as the ticket", _random, _ticket_if_from_ticket, short="random", linestyle="--", compare_with="early_bird"),
     RunKind("late", "late ticket", "#029e73", "^", "control", "the mask of the final dense model (the whole dense "
-            "run pays for it)", _late, lambda mode: "dense", compare_with="early_bird"),
+            "run pays for it)", _late, lambda mode: "dense", short="late", linestyle=":",
+            compare_with="early_bird"),
     RunKind("oneshot", "one-shot", "#d55e00", "v", "control", "the magnitude mask of the model before any training "
             "(one-shot pruning of the initial or pretrained weights), then trained for the full budget", _oneshot,
-            lambda mode: "oneshot", own_start="init", compare_with="early_bird"),
+            lambda mode: "oneshot", short="one-shot", linestyle="-.", own_start="init", compare_with="early_bird"),
 )}
 
 

@@ -7,7 +7,7 @@ results folders and their tables, figures, notebooks and timings.
     results/<family>/<profile>/     table.csv, table-seed<k>.csv, curves.csv, distances.csv, detectors.json.gz,
                                     config.json, summary.{csv,md}, paired.csv, verdicts.csv, <figure>.png,
                                     <notebook>.ipynb
-    results/timings-<profile>.csv, results/README.md
+    results/timings-<profile>.csv, results/README.md, results/verdicts_overview.png
 
 A run folder's name ends with a hash of everything that determines the run (`run_key`), so a finished
 run is found again and reused, and two different runs never share a folder.
@@ -33,6 +33,7 @@ TABLE_CSV, TABLE_JSON, CURVES_CSV, DISTANCES_CSV = "table.csv", "table.json", "c
 DETECTORS_FILE, CONFIG_FILE = "detectors.json.gz", "config.json"
 SUMMARY_CSV, SUMMARY_MD, PAIRED_CSV, VERDICTS_CSV = "summary.csv", "summary.md", "paired.csv", "verdicts.csv"
 README = "README.md"
+VERDICTS_OVERVIEW_PNG = "verdicts_overview.png"  # results/: claims x families, at the top of the README
 
 
 def run_key(params: dict[str, Any]) -> str:

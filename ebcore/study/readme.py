@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..files import atomic_write_text
-from . import paths
+from . import paths, plots
 from .families import FAMILIES
 from .profiles import PROFILES, report_order
 from .report import to_markdown
@@ -39,6 +39,18 @@ def verdict_overview(results_dir: str | Path, profile: str, families: list[str])
         return None
     claims = list(dict.fromkeys(c for f in frames.values() for c in f))
     return pd.DataFrame([{"claim": c, **{fam: frames[fam].get(c, "") for fam in frames}} for c in claims])
+
+
+def overview_figure(results_dir: str | Path, profile: str) -> str:
+    """results/verdicts_overview.png (plots.verdict_overview) of `profile`'s families and the README line
+    that shows it; "" when no family has a verdicts.csv."""
+    found = {f: paths.results_folder(results_dir, f, profile) / paths.VERDICTS_CSV for f in FAMILIES}
+    frames = {f: pd.read_csv(p) for f, p in found.items() if p.is_file()}
+    if not frames:
+        return ""
+    fig = plots.verdict_overview(frames, title=f"Verdicts per claim and family ({profile} profile)")
+    plots.save_figure(fig, Path(results_dir) / paths.VERDICTS_OVERVIEW_PNG)
+    return f"![Verdicts per claim and family, {profile} profile]({paths.VERDICTS_OVERVIEW_PNG})\n"
 
 
 def profile_section(results_dir: str | Path, profile: str) -> str | None:
@@ -102,4 +114,6 @@ def gather(results_dir: str | Path = "results", include_ci: bool = False) -> Pat
              "`ebcore notebooks` and `ebcore run`): every number below was computed by ebcore's pipeline (run "
              "folders under `runs/`) and rendered by the notebooks; nothing is typed in by hand. Profiles: "
              + (", ".join(f"`{p}`" for p in profiles) if profiles else "none yet") + ".\n"]
+    overview = next((o for o in (overview_figure(results_dir, p) for p in profiles) if o), "")
+    parts += [overview] if overview else []
     return atomic_write_text(results_dir / paths.README, "\n".join(parts + sections))

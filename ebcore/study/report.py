@@ -115,8 +115,9 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 def make_figures(result: ExperimentResult) -> dict:
-    """The notebook's figures: distance heatmaps and curves (first seed), accuracy curves (first seed),
-    accuracy per run with every seed and its CI, accuracy vs training FLOPs, accuracy vs ratio, costs.
+    """The notebook's figures: distance heatmaps and curves (first seed), accuracy curves (every seed, on
+    the global epoch axis), accuracy per run with every seed and its CI, accuracy vs training FLOPs,
+    accuracy vs ratio, costs.
 
     Epoch checks are labelled by epochs completed (the check after the first epoch is epoch 1), as
     the table's ticket epochs are; step checks by their step.
@@ -129,7 +130,7 @@ def make_figures(result: ExperimentResult) -> dict:
     labels = [rec.at + shift for rec in det.history]
     tickets = {r: (det.ticket(r).check_index if det.ticket(r) else None) for r in cfg.ratios}
     records = pd.DataFrame(det.records()).assign(at=lambda f: f["at"] + shift)
-    curves = result.curves[result.curves["seed"] == seed].assign(epoch=lambda f: f["epoch"] + 1)
+    curves = result.curves.assign(epoch=lambda f: f["epoch"] + 1)  # epochs completed (-1, untrained: 0)
     data = cfg.spec.data.dataset.replace("_", "-")
     title = f"{cfg.family} on {data} ({cfg.profile} profile)"
     unit = "epoch" if by_epoch else "step"
@@ -139,14 +140,15 @@ def make_figures(result: ExperimentResult) -> dict:
     return {
         "mask_distance_heatmaps": plots.distance_heatmaps(
             {r: det.pairwise(r) for r in cfg.ratios}, labels, tickets,
-            title_prefix=f"{title}, seed {seed}", axis_label=unit),
+            title_prefix=f"{title}, seed {seed}", axis_label=unit, threshold=det.threshold),
         "mask_distance_curves": plots.distance_curves(
             records, threshold=det.threshold, title=f"{title}: consecutive mask distance, seed {seed}", xlabel=unit),
-        "accuracy_curves": plots.accuracy_curves(curves, title=f"{title}: validation accuracy, seed {seed}"),
+        "accuracy_curves": plots.accuracy_curves(curves, table=result.table,
+                                                 title=f"{title}: validation accuracy ({seeds})"),
         "accuracy_by_run": plots.accuracy_by_run(table, title=f"{title}: test accuracy per run ({seeds})"),
         "accuracy_vs_cost": plots.accuracy_vs_cost(table, title=f"{title}: accuracy vs training FLOPs ({seeds})"),
         "accuracy_vs_ratio": plots.accuracy_vs_ratio(
-            headline, title=f"{title}: accuracy vs pruning ratio, mode {cfg.headline_mode} (ours; seed range shaded)"),
+            headline, title=f"{title}: accuracy vs pruning ratio, mode {cfg.headline_mode} (ours; 95% CI)"),
         "cost_bars": plots.cost_bars(table, title=f"{title}: parameters, training FLOPs and memory vs dense"),
     }
 

@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ebcore.study import cli, paths, readme, report, scrub
@@ -251,6 +252,19 @@ def test_gather_keeps_every_profile(tmp_path):
     assert readme.gather(results).read_text() == text  # deterministic
     with_ci = readme.gather(results, include_ci=True).read_text()
     assert with_ci.index("## paper profile") < with_ci.index("## ci profile")
+
+
+def test_gather_puts_the_verdicts_figure_at_the_top(tmp_path):
+    results = _committed_like(tmp_path)
+    assert not (results / paths.VERDICTS_OVERVIEW_PNG).exists()  # no verdicts.csv yet: no figure, no link
+    for family, verdict in (("vit", "reproduced"), ("gpt2", "inconclusive")):
+        pd.DataFrame({"claim": ["the ticket beats a random mask of the same size (p = 0.3)"], "study / anchor": ["EB > random"],
+                      "ours (mean ± 95% CI)": ["EB − random 0.11 ± 0.10 pts"], "verdict": [verdict], "rule": ["r"]}
+                     ).to_csv(results / family / "cpu" / paths.VERDICTS_CSV, index=False)
+    text = readme.gather(results).read_text()
+    link = f"]({paths.VERDICTS_OVERVIEW_PNG})"
+    assert link in text and text.index(link) < text.index("## cpu profile")
+    assert (results / paths.VERDICTS_OVERVIEW_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # --- machine paths --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from pathlib import Path  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
@@ -279,9 +280,11 @@ def test_accuracy_vs_ratio_lines_dense_and_reference():
     np.testing.assert_allclose(by_gid["dense"].get_ydata(), [0.85, 0.85])
     assert by_gid["reference"].get_linestyle() == "--"
     np.testing.assert_allclose(by_gid["reference"].get_ydata(), [0.8511, 0.843, 0.8205])
-    kinds = [ln for ln in ax.get_lines() if not ln.get_gid()]
+    kinds = [ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("kind_")]
     assert [ln.get_label() for ln in kinds] == ["early-bird", "random", "late ticket"]
-    np.testing.assert_allclose(kinds[0].get_xdata(), [0.3, 0.5])
+    eb_x = kinds[0].get_xdata()  # at 0.3 the three kinds are spread around the ratio; alone at 0.5, on it
+    assert abs(eb_x[0] - 0.3) < 0.02 and eb_x[0] < kinds[1].get_xdata()[0] < kinds[2].get_xdata()[0]
+    assert eb_x[1] == 0.5
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.1", "0.3", "0.5"]
 
 
@@ -290,7 +293,7 @@ def test_accuracy_vs_ratio_averages_seeds_and_handles_empty():
     ax = plots.accuracy_vs_ratio(seeds).axes[0]
     eb = [ln for ln in ax.get_lines() if ln.get_label() == "early-bird"][0]
     np.testing.assert_allclose(eb.get_ydata(), [0.81, 0.78])
-    assert ax.collections  # the seeds' range is shaded
+    assert ax.collections  # the 95 % interval is shaded
     assert _is_no_data(plots.accuracy_vs_ratio(_table().iloc[:0]))
     only_ref = plots.accuracy_vs_ratio(_table().iloc[:0], reference={0.0: 0.85, 0.3: 0.82})
     assert [ln.get_gid() for ln in only_ref.axes[0].get_lines()] == ["reference"]
@@ -355,3 +358,214 @@ def test_seed_figures_show_every_seed_and_intervals():
     fig = plots.cost_bars(t)
     assert len(fig.axes) == 3 and "memory" in fig.axes[2].get_xlabel()
     assert fig.get_suptitle()
+
+
+# --- accuracy curves on the global epoch axis -----------------------------------------------------------
+@pytest.mark.parametrize("kind, mode, ticket, start", [
+    ("dense", "dense", None, 0.0), ("early_bird", "continue", 4.0, 4.0), ("random", "continue", 2.5, 2.5),
+    ("late", "continue", None, 10.0), ("early_bird", "scratch", 4.0, 0.0), ("early_bird", "finetune", 4.0, 0.0),
+    ("oneshot", "finetune", None, 0.0), ("oneshot", "scratch", None, 0.0)])
+def test_run_start_epoch(kind, mode, ticket, start):
+    assert plots.run_start_epoch(kind, mode, ticket, budget_epochs=10) == start
+
+
+def test_run_start_epoch_refuses_what_it_cannot_place():
+    with pytest.raises(ValueError, match="ticket_epoch"):
+        plots.run_start_epoch("early_bird", "continue", np.nan, 10)
+    with pytest.raises(ValueError, match="unknown retrain mode"):
+        plots.run_start_epoch("early_bird", "rewind", 3, 10)
+
+
+def _run_table() -> pd.DataFrame:
+    """Two seeds of a 10-epoch study: tickets at epochs 4 and 6 (p=0.3), controls without their own ticket."""
+    rows = []
+    for seed, ticket in ((0, 4.0), (1, 6.0)):
+        for run, kind, mode, ratio, t, trained in (
+                ("dense", "dense", "dense", 0.0, np.nan, 10),
+                ("early-bird continue p=0.3", "early_bird", "continue", 0.3, ticket, 10 - ticket),
+                ("random continue p=0.3", "random", "continue", 0.3, np.nan, 10 - ticket),
+                ("late continue p=0.3", "late", "continue", 0.3, np.nan, 10 - ticket),
+                ("oneshot scratch p=0.3", "oneshot", "scratch", 0.3, np.nan, 10)):
+            rows.append(dict(seed=seed, run=run, kind=kind, mode=mode, ratio=ratio, ticket_epoch=t,
+                             ticket_found=True if kind == "early_bird" else None, budget_epochs=10,
+                             epochs_trained=trained))
+    return pd.DataFrame(rows)
+
+
+def _run_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """Epochs completed within each run (1..epochs_trained), as make_figures passes them."""
+    rows = []
+    for _, r in table.iterrows():
+        for e in range(1, int(r["epochs_trained"]) + 1):
+            rows.append(dict(seed=r["seed"], run=r["run"], kind=r["kind"], mode=r["mode"], ratio=r["ratio"],
+                             epoch=e, val_accuracy=0.6 + 0.01 * e + 0.02 * r["seed"]))
+    return pd.DataFrame(rows)
+
+
+def test_run_start_epochs_take_the_controls_ticket_from_the_early_bird_row():
+    t = _run_table()
+    starts = dict(zip(zip(t["seed"], t["kind"]), plots.run_start_epochs(t)))
+    assert starts[(0, "random")] == 4.0 and starts[(1, "random")] == 6.0  # the EB ticket of its seed
+    assert starts[(0, "late")] == starts[(1, "late")] == 10.0
+    assert starts[(0, "oneshot")] == starts[(0, "dense")] == 0.0
+    lone = t[t["kind"] == "random"].assign(epochs_trained=[3, 5])  # no EB row: budget - epochs trained
+    assert list(plots.run_start_epochs(lone)) == [7.0, 5.0]
+
+
+def test_accuracy_curves_global_epoch_axis_tickets_and_seed_band():
+    t = _run_table()
+    fig = plots.accuracy_curves(_run_curves(t), table=t, title="c")
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    # a run that starts at the ticket begins after it: seed 0 at epoch 4 + 1, seed 1 at 6 + 1
+    assert min(lines["early-bird continue p=0.3"].get_xdata()) == 5
+    assert min(lines["random continue p=0.3"].get_xdata()) == 5
+    assert min(lines["late continue p=0.3"].get_xdata()) == 11  # after the dense budget, not at epochs 1-3
+    assert max(lines["late continue p=0.3"].get_xdata()) == 16
+    assert min(lines["oneshot scratch p=0.3"].get_xdata()) == 1 and min(lines["dense"].get_xdata()) == 1
+    # where both seeds have the run, the line is their mean
+    eb = lines["early-bird continue p=0.3"]
+    assert dict(zip(eb.get_xdata(), eb.get_ydata()))[10] == pytest.approx(np.mean([0.6 + 0.06, 0.62 + 0.04]))
+    tickets = [ln for ln in ax.get_lines() if ln.get_gid() == "ticket"]
+    assert len(tickets) == 1 and tickets[0].get_xdata()[0] == 5.0  # the mean of tickets 4 and 6
+    assert "ticket p=0.3" in tickets[0].get_label() and "4–6" in tickets[0].get_label()
+    assert [ln.get_gid() for ln in ax.get_lines()].count("budget") == 1
+    assert len(ax.collections) >= 5  # a band per run (+ the tickets' range)
+    assert "95% CI" in ax.get_legend().get_title().get_text()
+
+
+def test_accuracy_curves_from_the_committed_gpt2_tables():
+    folder = Path(__file__).resolve().parents[2] / "results" / "gpt2" / "cpu"
+    if not (folder / "curves.csv").is_file():
+        pytest.skip("no committed gpt2 cpu results")
+    table, curves = pd.read_csv(folder / "table.csv"), pd.read_csv(folder / "curves.csv")
+    fig = plots.accuracy_curves(curves.assign(epoch=curves["epoch"] + 1), table=table)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    budget = int(table["budget_epochs"].iloc[0])
+    assert min(lines["late continue p=0.3"].get_xdata()) > budget
+    eb = table[(table["kind"] == "early_bird") & (table["ratio"] == 0.3)]
+    assert min(lines["early-bird continue p=0.3"].get_xdata()) == eb["ticket_epoch"].min() + 1
+    assert max(lines["early-bird continue p=0.3"].get_xdata()) == budget
+
+
+# --- accuracy vs cost: a colour per ratio, labels apart --------------------------------------------------
+def _cost_table() -> pd.DataFrame:
+    rows = []
+    for seed in range(3):
+        for run, kind, ratio, acc, cost in (("dense", "dense", 0.0, 0.85, 1.0),
+                                            ("early-bird continue p=0.1", "early_bird", 0.1, 0.849, 0.97),
+                                            ("early-bird continue p=0.3", "early_bird", 0.3, 0.84, 0.91),
+                                            ("early-bird continue p=0.5", "early_bird", 0.5, 0.83, 0.85),
+                                            ("random continue p=0.3", "random", 0.3, 0.8395, 0.91),
+                                            ("late continue p=0.3", "late", 0.3, 0.841, 1.2)):
+            rows.append(dict(seed=seed, run=run, kind=kind, mode="continue", ratio=ratio, flops_rel_dense=cost,
+                             test_accuracy=acc + 0.004 * seed))
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_vs_cost_labels_do_not_overlap_and_ratios_have_their_colours():
+    fig = plots.accuracy_vs_cost(_cost_table())
+    ax = fig.axes[0]
+    fig.draw_without_rendering()
+    notes = [c for c in ax.texts if isinstance(c, matplotlib.text.Annotation)]
+    assert sorted(n.get_text() for n in notes) == ["EB p=0.1", "EB p=0.3", "EB p=0.5", "late p=0.3", "random p=0.3"]
+    boxes = [n.get_window_extent() for n in notes]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (notes[i].get_text(), notes[j].get_text())
+    handles, labels = ax.get_legend_handles_labels()
+    colour = {label: matplotlib.colors.to_hex(h[0].get_color()) for h, label in zip(handles, labels)}
+    eb = [colour[f"early-bird continue p={r}"] for r in ("0.1", "0.3", "0.5")]
+    assert len(set(eb)) == 3 and "#000000" not in eb
+    assert colour["random continue p=0.3"] == colour["early-bird continue p=0.3"]  # same ratio, other marker
+    marker = {label: h[0].get_marker() for h, label in zip(handles, labels)}
+    assert marker["random continue p=0.3"] != marker["early-bird continue p=0.3"]
+
+
+def test_place_labels_keeps_labels_of_one_point_apart():
+    from ebcore.study.plots.labels import place_labels
+    fig, ax = plt.subplots()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    notes = place_labels(ax, [0.5] * 4, [0.5] * 4, ["first", "second", "third", "fourth"])
+    boxes = [n.get_window_extent() for n in notes]
+    assert not any(boxes[i].overlaps(boxes[j]) for i in range(4) for j in range(i + 1, 4))
+    with pytest.raises(ValueError):
+        place_labels(ax, [0.1], [0.1, 0.2], ["x"])
+
+
+# --- 95 % CI everywhere --------------------------------------------------------------------------------
+def test_accuracy_vs_ratio_95ci_for_every_kind_and_dense():
+    from ebcore.study.stats import summarize
+    t = _cost_table()
+    ax = plots.accuracy_vs_ratio(t).axes[0]
+    dense = summarize(t.loc[t["kind"] == "dense", "test_accuracy"])
+    span = [p for p in ax.patches if p.get_gid() == "dense_ci"]
+    assert len(span) == 1
+    ys = [span[0].get_y(), span[0].get_y() + span[0].get_height()]
+    assert min(ys) == pytest.approx(dense.lo) and max(ys) == pytest.approx(dense.hi)
+    random = summarize(t.loc[t["kind"] == "random", "test_accuracy"])
+    bars = {c.get_gid(): c.get_segments() for c in ax.collections if str(c.get_gid()).startswith("ci_")}
+    assert set(bars) == {"ci_early_bird", "ci_random", "ci_late"}
+    (low, high), = [sorted(p[1] for p in seg) for seg in bars["ci_random"]]
+    assert (low, high) == (pytest.approx(random.lo), pytest.approx(random.hi)), "the random control has its 95 % CI"
+    assert len(bars["ci_early_bird"]) == 3
+    assert "95% CI" in ax.get_legend().get_title().get_text()
+
+
+def test_accuracy_by_run_explains_the_dense_line():
+    ax = plots.accuracy_by_run(_cost_table()).axes[0]
+    dense = [ln for ln in ax.get_lines() if ln.get_gid() == "dense_mean"]
+    assert len(dense) == 1 and dense[0].get_label().startswith("dense mean")
+    assert dense[0].get_label() in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+# --- heatmap cells readable at the threshold -----------------------------------------------------------
+@pytest.mark.parametrize("threshold, decimals", [(0.01, 3), (0.1, 2), (0.005, 4), (None, 2), (0.25, 3)])
+def test_cell_decimals(threshold, decimals):
+    from ebcore.study.plots.distances import cell_decimals
+    assert cell_decimals(threshold) == decimals
+
+
+def test_heatmap_cells_tell_the_threshold_boundary_apart():
+    m = np.array([[0.0, 0.012, 0.2], [0.012, 0.0, 0.008], [0.2, 0.008, 0.0]])
+    fig = plots.distances.distance_heatmap(m, [1, 2, 3], ticket_index=2, threshold=0.01)
+    cells = {t.get_text(): t for t in fig.axes[0].texts}
+    assert {"0.012", "0.008", "0.200"} <= set(cells)  # 0.012 and 0.008 no longer both read "0.01"
+    assert cells["0.008"].get_fontweight() == "bold" and cells["0.008"].get_gid() == "within"
+    assert cells["0.012"].get_fontweight() == "normal"
+    assert "threshold 0.01" in fig.axes[0].get_title()
+    both = plots.distance_heatmaps({0.3: m}, [1, 2, 3], {0.3: 2}, title_prefix="x", threshold=0.01)
+    assert "0.008" in [t.get_text() for t in both.axes[0].texts] and "threshold 0.01" in both.get_suptitle()
+
+
+# --- verdicts across families --------------------------------------------------------------------------
+def _verdicts(gap: str, verdicts: tuple[str, str, str]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "claim": ["the ticket appears early (≤ 30% of the budget)", f"the p = 0.3 ticket stays within the study's gap ({gap})",
+                  "the ticket beats a random mask of the same size (p = 0.3)"],
+        "study / anchor": ["a", "b", "c"],
+        "ours (mean ± 95% CI)": ["31% of the budget", f"EB − dense -0.65 ± 0.35 pts ({gap})", "EB − random 0.11 ± 0.10 pts"],
+        "verdict": list(verdicts), "rule": ["r", "r", "r"]})
+
+
+def test_verdict_overview_cells_coloured_by_verdict_with_the_effect():
+    frames = {"vit": _verdicts("-3.06 pts", ("inconclusive", "reproduced", "reproduced")),
+              "bert": _verdicts("-1.00 pts", ("not reproduced", "inconclusive", "inconclusive")).iloc[:2]}
+    fig = plots.verdict_overview(frames, title="cpu")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["vit", "bert"]
+    rows = [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()]
+    assert rows[1] == "the p = 0.3 ticket stays within the study's gap"  # the per-family gap goes to the cells
+    assert rows[2].endswith("(p = 0.3)")  # a bound shared by every family stays in the row label
+    image = ax.get_images()[0]
+    rgba = image.cmap(image.norm(np.asarray(image.get_array())))
+    colour = lambda i, j: matplotlib.colors.to_hex(rgba[i, j])  # noqa: E731
+    vc = plots.VERDICT_COLORS
+    assert [colour(0, 0), colour(1, 0), colour(0, 1), colour(1, 1)] == [
+        vc["inconclusive"], vc["reproduced"], vc["not reproduced"], vc["inconclusive"]]
+    assert colour(2, 1) == "#ffffff"  # bert has no random-control claim
+    cells = {t.get_gid(): t.get_text().replace("\n", " ") for t in ax.texts}
+    assert "EB − dense -0.65 ± 0.35 pts" in cells["cell_1_0"] and "-3.06 pts" in cells["cell_1_0"]
+    assert "-1.00 pts" in cells["cell_1_1"] and "cell_2_1" not in cells
+    assert _is_no_data(plots.verdict_overview({}))

@@ -19,8 +19,9 @@ write it with `save_figure`.
 Inputs are tidy pandas frames (see each function). Empty inputs give a figure with a centred "no data"
 note; NaN / None values are skipped; ratios are shown rounded ("0.30000000000000004" reads "p = 0.3").
 
-Modules: `style` (kinds, colours, formatting, `save_figure`), `distances` (heatmaps, distance curves),
-`training` (accuracy curves), `results` (accuracy vs time / ratio, bars), `seeds` (multi-seed figures).
+Modules: `style` (kinds, colours, formatting, `save_figure`), `labels` (point labels that do not overlap),
+`distances` (heatmaps, distance curves), `training` (accuracy curves on the global epoch axis), `results`
+(accuracy vs time / ratio, bars), `seeds` (multi-seed figures), `verdicts` (claims x families overview).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from .distances import distance_curves, distance_heatmap, distance_heatmaps
 from .results import accuracy_vs_ratio, accuracy_vs_time, memory_time_bars
 from .seeds import accuracy_by_run, accuracy_vs_cost, cost_bars
 from .style import DPI, KIND_LABELS, KIND_ORDER, NO_DATA, format_ratio, save_figure
-from .training import accuracy_curves
+from .training import accuracy_curves, run_start_epoch, run_start_epochs
+from .verdicts import VERDICT_COLORS, verdict_overview
 
 __all__ = [
     "KIND_LABELS",
@@ -44,6 +46,10 @@ __all__ = [
     "accuracy_by_run",
     "accuracy_vs_cost",
     "cost_bars",
+    "run_start_epoch",
+    "run_start_epochs",
+    "verdict_overview",
+    "VERDICT_COLORS",
     "DPI",
     "KIND_ORDER",
     "NO_DATA",

@@ -49,9 +49,18 @@ def _ticket_index(ticket: Any) -> int | None:
 
 
 # --- mask-distance heatmaps ------------------------------------------------------------------------
+def cell_decimals(threshold: float | None) -> int:
+    """Decimals that keep the threshold's boundary readable: one more than the threshold has (0.01 -> 3,
+    0.1 -> 2, 0.005 -> 4); 2 without a threshold."""
+    if threshold is None or not np.isfinite(threshold) or threshold <= 0:
+        return 2
+    text = f"{float(threshold):.10f}".rstrip("0")
+    return max(len(text.split(".")[1]) if "." in text else 0, 1) + 1
+
+
 def _draw_heatmap(ax: Axes, matrix: np.ndarray, labels: Sequence[Any], ticket_index: int | None,
                   vmin: float, vmax: float, cmap: str, annotate: bool | None, axis_label: str,
-                  window: int | None = None) -> Any:
+                  window: int | None = None, threshold: float | None = None) -> Any:
     n = matrix.shape[0]
     cm = mpl.colormaps[cmap].with_extremes(bad="0.85")  # NaN cells grey
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cm, vmin=vmin, vmax=vmax, origin="upper",
@@ -68,11 +77,15 @@ def _draw_heatmap(ax: Axes, matrix: np.ndarray, labels: Sequence[Any], ticket_in
         annotate = n <= 10
     if annotate:
         mid = (vmin + vmax) / 2
+        digits = cell_decimals(threshold)
+        size = 7 if digits <= 2 else 6
         for i in range(n):
             for j in range(n):
                 v = matrix[i, j]
                 if i != j and np.isfinite(v):  # the diagonal is 0 by definition
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    within = threshold is not None and v <= threshold  # the rule's test: distance <= threshold
+                    ax.text(j, i, f"{v:.{digits}f}", ha="center", va="center", fontsize=size,
+                            fontweight="bold" if within else "normal", gid="within" if within else "above",
                             color="black" if v > mid else "white")
     if ticket_index is not None:
         if not 0 <= ticket_index < n:
@@ -117,7 +130,7 @@ def _vmax(matrices: Sequence[np.ndarray]) -> float:
 def distance_heatmap(matrix: np.ndarray, labels: Sequence[Any] | None = None, title: str = "",
                      ax: Axes | None = None, ticket_index: int | None = None, *, vmax: float | None = None,
                      cmap: str = "viridis", annotate: bool | None = None, colorbar: bool = True,
-                     axis_label: str = "epoch", window: int | None = None) -> Figure:
+                     axis_label: str = "epoch", window: int | None = None, threshold: float | None = None) -> Figure:
     """Pairwise mask distances between checks (You et al. 2020, Fig. 2; the study's Fig. 3).
 
     `matrix`: (checks, checks), e.g. `EarlyBirdDetector.pairwise(ratio)`; `labels`: the epoch (or step)
@@ -125,7 +138,8 @@ def distance_heatmap(matrix: np.ndarray, labels: Sequence[Any] | None = None, ti
     position of the ticket's check (an int or a detector `Ticket`); its cell is boxed and starred, and
     with the detector's `window` the distances the rule compared (the ticket's row over the window) are
     outlined too. Colour scale from 0 to `vmax` (default the largest distance); cells
-    are written out when `annotate` (default: 10 checks or fewer).
+    are written out when `annotate` (default: 10 checks or fewer), with one decimal more than the
+    detector's `threshold` has, and in bold where the distance is within it (<= threshold).
     """
     arr = _check_matrix(matrix)
     if arr.size == 0:
@@ -134,16 +148,22 @@ def distance_heatmap(matrix: np.ndarray, labels: Sequence[Any] | None = None, ti
     fig, ax = _figure_and_axes(ax, (5.6, 4.8), style="white")
     top = vmax if vmax is not None else _vmax([arr])
     image = _draw_heatmap(ax, arr, labels, _ticket_index(ticket_index), 0.0, top, cmap, annotate, axis_label,
-                          window)
+                          window, threshold)
     if colorbar:
         fig.colorbar(image, ax=ax, label="mask distance", shrink=0.9)
     ticket = _ticket_index(ticket_index)
     lines = [title] if title else []
     if ticket is not None:
         lines.append(_ticket_note(labels[ticket], axis_label))
+    if threshold is not None and (annotate if annotate is not None else arr.shape[0] <= 10):
+        lines.append(_threshold_note(threshold))
     if lines:
         ax.set_title("\n".join(lines))
     return fig
+
+
+def _threshold_note(threshold: float) -> str:
+    return f"bold: distance \u2264 threshold {threshold:g}"
 
 
 def _ticket_note(label: Any, axis_label: str = "epoch") -> str:
@@ -153,11 +173,12 @@ def _ticket_note(label: Any, axis_label: str = "epoch") -> str:
 def distance_heatmaps(matrices: Mapping[float, np.ndarray], labels: Sequence[Any] | Mapping[float, Sequence[Any]]
                       | None = None, tickets: Mapping[float, int | None] | None = None, title_prefix: str = "",
                       *, cmap: str = "viridis", annotate: bool | None = None, axis_label: str = "epoch",
-                      window: int | None = None) -> Figure:
+                      window: int | None = None, threshold: float | None = None) -> Figure:
     """One distance heatmap per ratio, side by side (panel titles "p = 0.3"), on a shared colour scale
     with one colour bar. `labels`: one list for all panels or a dict ratio -> list; `tickets`: ratio ->
     ticket check index (or `Ticket`, or None); `window`: the detector's window, to outline what the rule
-    compared. `title_prefix` (e.g. "BERT / SST-2") heads the figure."""
+    compared; `threshold`: the detector's, for the cells' decimals and bold (see `distance_heatmap`).
+    `title_prefix` (e.g. "BERT / SST-2") heads the figure."""
     items = [(r, _check_matrix(m)) for r, m in matrices.items()]
     items = [(r, m) for r, m in items if m.size]
     if not items:
@@ -173,14 +194,18 @@ def distance_heatmaps(matrices: Mapping[float, np.ndarray], labels: Sequence[Any
         panel_labels = label_map.get(_ratio_key(ratio)) if per_ratio else labels
         panel_labels = _check_labels(panel_labels, m.shape[0])
         ticket = _ticket_index(tickets.get(_ratio_key(ratio)))
-        image = _draw_heatmap(ax, m, panel_labels, ticket, 0.0, top, cmap, annotate, axis_label, window)
+        image = _draw_heatmap(ax, m, panel_labels, ticket, 0.0, top, cmap, annotate, axis_label, window, threshold)
         note = _ticket_note(panel_labels[ticket], axis_label) if ticket is not None else "no ticket"
         ax.set_title(f"p = {format_ratio(ratio)}\n{note}")
     for ax in axes[1:]:
         ax.set_ylabel("")
     fig.colorbar(image, ax=axes, label="mask distance", shrink=0.85)
-    if title_prefix:
-        fig.suptitle(title_prefix)
+    written = annotate if annotate is not None else max(m.shape[0] for _, m in items) <= 10
+    heading = [title_prefix] if title_prefix else []
+    if threshold is not None and written:
+        heading.append(_threshold_note(threshold))
+    if heading:
+        fig.suptitle("\n".join(heading))
     return fig
 
 

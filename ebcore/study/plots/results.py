@@ -1,5 +1,5 @@
-"""Results of one table of runs: test accuracy against training time and against pruning ratio (seeds
-averaged, a published reference dashed), and the parameter / training-time bars."""
+"""Results of one table of runs: test accuracy against training time and against pruning ratio (mean over
+seeds with its 95 % CI, a published reference dashed), and the parameter / training-time bars."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -55,10 +55,12 @@ def accuracy_vs_time(table: pd.DataFrame, ax: Axes | None = None, title: str = "
 def accuracy_vs_ratio(table: pd.DataFrame, ax: Axes | None = None, title: str = "",
                       reference: Mapping[float, float] | None = None,
                       reference_label: str = "study (published)") -> Figure:
-    """Test accuracy against pruning ratio, one line per `kind`; the dense run is a horizontal line at
-    its accuracy. Several rows of one (kind, ratio) (seeds) are averaged, their range shaded.
-    `reference` (ratio -> accuracy, e.g. the study's published numbers) is drawn as a dashed series.
-    `table`: columns `kind`, `ratio` (NaN for dense), `test_accuracy`."""
+    """Test accuracy against pruning ratio, one line per `kind`, the mean over seeds with its 95 %
+    t-interval (ebcore.study.stats.summarize) as error bars, and shaded along kinds with several ratios;
+    the dense run is a horizontal line at its mean with its interval shaded. Kinds sharing a ratio are
+    dodged slightly so their bars stay apart. `reference` (ratio -> accuracy, e.g. the study's published
+    numbers) is drawn as a dashed series. `table`: columns `kind`, `ratio` (NaN for dense), `test_accuracy`."""
+    from ..stats import summarize
     has_table = table is not None and len(table) > 0
     if not has_table and not reference:
         return _no_data(ax, title)
@@ -77,20 +79,38 @@ def accuracy_vs_ratio(table: pd.DataFrame, ax: Axes | None = None, title: str = 
     kinds = _ordered_kinds(frame["kind"]) if not frame.empty else []
     colors = _kind_colors(kinds)
     ratios: set[float] = set()
+    pruned = [k for k in kinds if not (k == "dense" or frame.loc[frame["kind"] == k, "_r"].isna().all())]
+    all_r = sorted({_ratio_key(r) for r in frame["_r"].dropna()}) if not frame.empty else []
+    gap = min(np.diff(all_r)) if len(all_r) > 1 else 0.2
+    at_ratio = {r: [k for k in pruned if (frame.loc[frame["kind"] == k, "_r"].map(_ratio_key) == r).any()]
+                for r in all_r}  # kinds sharing a ratio are spread around it; a kind alone stays on it
+    dodge = lambda kind, r: (at_ratio[r].index(kind) - (len(at_ratio[r]) - 1) / 2) * 0.06 * gap  # noqa: E731
     for kind in kinds:
         g = frame[frame["kind"] == kind]
-        if kind == "dense" or g["_r"].isna().all():
-            acc = float(g["_y"].mean())
-            ax.axhline(acc, color=colors[kind], lw=1.8, label=f"{_kind_label(kind)} ({_fmt_acc(acc, fraction)})",
-                       zorder=2, gid="dense")
+        if kind not in pruned:
+            s = summarize(g["_y"])
+            ax.axhline(s.mean, color=colors[kind], lw=1.8, zorder=2, gid="dense",
+                       label=f"{_kind_label(kind)} ({_fmt_acc(s.mean, fraction)})")
+            if s.n >= 2:
+                ax.axhspan(s.lo, s.hi, color=colors[kind], alpha=0.08, lw=0, zorder=1, gid="dense_ci")
             continue
         g = g[g["_r"].notna()]
-        stats = g.assign(_k=g["_r"].map(_ratio_key)).groupby("_k")["_y"].agg(["mean", "min", "max", "count"])
-        ratios.update(stats.index)
-        ax.plot(stats.index, stats["mean"], marker=_KIND_MARKERS.get(kind, "D"), ms=7, lw=1.6,
-                color=colors[kind], label=_kind_label(kind), zorder=3)
-        if (stats["count"] > 1).any():
-            ax.fill_between(stats.index, stats["min"], stats["max"], color=colors[kind], alpha=0.15, lw=0)
+        keys = sorted(g["_r"].map(_ratio_key).unique())
+        ratios.update(keys)
+        stats = [summarize(g.loc[g["_r"].map(_ratio_key) == k, "_y"]) for k in keys]
+        xs = np.asarray([k + dodge(kind, k) for k in keys])
+        mean = np.array([s.mean for s in stats])
+        lo = np.array([s.lo for s in stats])
+        hi = np.array([s.hi for s in stats])
+        has_ci = np.isfinite(lo)
+        ax.plot(xs, mean, marker=_KIND_MARKERS.get(kind, "D"), ms=7, lw=1.6, color=colors[kind],
+                label=_kind_label(kind), zorder=3, gid=f"kind_{kind}")
+        if has_ci.any():
+            bars = ax.errorbar(xs[has_ci], mean[has_ci], yerr=[(mean - lo)[has_ci], (hi - mean)[has_ci]], fmt="none",
+                               ecolor=colors[kind], elinewidth=1.3, capsize=3, zorder=3)
+            bars.lines[2][0].set_gid(f"ci_{kind}")  # the vertical bars: one segment per ratio, lo to hi
+        if len(keys) > 1 and has_ci.all():
+            ax.fill_between(xs, lo, hi, color=colors[kind], alpha=0.12, lw=0)
     if ref:
         xs = sorted(ref)
         ratios.update(_ratio_key(x) for x in xs)
@@ -103,7 +123,8 @@ def accuracy_vs_ratio(table: pd.DataFrame, ax: Axes | None = None, title: str = 
     ax.margins(x=0.08, y=0.15)
     ax.set_xlabel("pruning ratio p")
     ax.set_ylabel("test accuracy")
-    ax.legend(loc="best", fontsize=9, framealpha=0.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False,
+              title="mean; bars/bands:\n95% CI over seeds", title_fontsize=8)
     if title:
         ax.set_title(title)
     sns.despine(ax=ax)

@@ -10,8 +10,9 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .style import (_KIND_MARKERS, _figure_and_axes, _kind_colors, _new_figure, _no_data, _numeric, _ordered_kinds,
-                    _require_columns, format_ratio)
+from .labels import place_labels
+from .style import (_KIND_MARKERS, _KIND_SHORT, _figure_and_axes, _kind_colors, _new_figure, _no_data, _numeric,
+                    _ordered_kinds, _ratio_colors, _ratio_key, _require_columns, format_ratio)
 
 
 def _seed_points(table: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -45,17 +46,28 @@ def accuracy_by_run(table: pd.DataFrame, ax: Axes | None = None, title: str = ""
         else:
             ax.scatter(100 * s.mean, i, marker="|", s=200, color="black", zorder=4)
         if run == "dense":
-            ax.axvline(100 * s.mean, color="black", lw=0.8, ls=":", zorder=1)
+            ax.axvline(100 * s.mean, color="black", lw=0.8, ls=":", zorder=1, gid="dense_mean",
+                       label=f"dense mean ({100 * s.mean:.1f}%)")
     ax.set_yticks(range(len(runs)), runs)
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy (%): dots = seeds, bar = mean ± 95% CI")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8, framealpha=0.9)
     ax.set_title(title)
     return fig
 
 
+def _short_label(kind: str, ratio: float, mode: str, show_mode: bool) -> str:
+    """"EB p=0.3", "random p=0.3" (plus the mode when one kind runs in several modes)."""
+    text = f"{_KIND_SHORT.get(kind, kind.replace('_', ' '))} p={format_ratio(ratio)}"
+    return f"{text} ({mode})" if show_mode and mode else text
+
+
 def accuracy_vs_cost(table: pd.DataFrame, ax: Axes | None = None, title: str = "") -> Figure:
     """Test accuracy against total training FLOPs relative to dense (search + retraining): one small dot
-    per seed and a large marker per run at the mean, with 95 % CIs as error bars."""
+    per seed and a large marker per run at the mean, with 95 % CIs as error bars. Marker = kind (dense,
+    early-bird, random, late, one-shot), colour = pruning ratio; every pruned run is labelled ("EB p=0.3")
+    and the labels are placed so that none overlaps another or a marker."""
     from ..stats import summarize
     if table is None or len(table) == 0:
         return _no_data(ax, title)
@@ -64,30 +76,46 @@ def accuracy_vs_cost(table: pd.DataFrame, ax: Axes | None = None, title: str = "
     frame = frame[frame["_x"].notna()]
     if frame.empty:
         return _no_data(ax, title)
-    fig, ax = _figure_and_axes(ax, (7.2, 4.6))
+    frame = frame.assign(_r=_numeric(frame["ratio"]) if "ratio" in frame.columns else np.nan,
+                         _m=frame["mode"].astype(str) if "mode" in frame.columns else "")
+    fig, ax = _figure_and_axes(ax, (7.6, 4.8))
     kinds = _ordered_kinds(frame["kind"])
-    colors = _kind_colors(kinds)
+    ratio_colors = _ratio_colors(frame.loc[frame["kind"] != "dense", "_r"].dropna())
+    color = lambda kind, ratio: ((0.0, 0.0, 0.0) if kind == "dense" or not np.isfinite(ratio)  # noqa: E731
+                                 else ratio_colors[_ratio_key(ratio)])
     ax.axvline(1.0, ls=":", lw=1.0, color="0.5", zorder=1)
     span = max(float(frame["_x"].max() - frame["_x"].min()), 0.05)
     movable = [k for k in kinds if k != "dense"]  # dense stays at 1.0 exactly
     dodge = {k: (i - (len(movable) - 1) / 2) * 0.012 * span for i, k in enumerate(movable)} | {"dense": 0.0}
     frame = frame.assign(_x=frame["_x"] + frame["kind"].map(dodge))
+    modes_per_kind = frame.groupby("kind")["_m"].nunique()
+    label_x, label_y, label_text, label_color, bars, others = [], [], [], [], [], []
     for run, g in frame.groupby("run", sort=False):
-        kind = g["kind"].iloc[0]
-        ax.scatter(g["_x"], 100 * g["_y"], s=14, color=colors[kind], alpha=0.45, zorder=2, edgecolors="none")
+        kind, ratio = g["kind"].iloc[0], float(g["_r"].iloc[0])
+        c = color(kind, ratio)
+        ax.scatter(g["_x"], 100 * g["_y"], s=14, color=c, alpha=0.45, zorder=2, edgecolors="none")
         sx, sy = summarize(g["_x"]), summarize(g["_y"])
         xerr = None if sx.n < 2 else sx.half_width
         yerr = None if sy.n < 2 else 100 * sy.half_width
         ax.errorbar(sx.mean, 100 * sy.mean, xerr=xerr, yerr=yerr, fmt=_KIND_MARKERS.get(kind, "D"), ms=8,
-                    color=colors[kind], mec="white", capsize=3, lw=1.0, zorder=3, label=run)
-        ratio = _numeric(g["ratio"]).iloc[0] if "ratio" in g.columns else float("nan")
-        if kind != "dense" and np.isfinite(ratio):
-            ax.annotate(f"p={format_ratio(ratio)}", (sx.mean, 100 * sy.mean), xytext=(6, 5),
-                        textcoords="offset points", fontsize=8, color=colors[kind])
+                    color=c, mec="white", capsize=3, lw=1.0, zorder=3, label=run)
+        if xerr is not None:
+            bars.append(((sx.mean - xerr, 100 * sy.mean), (sx.mean + xerr, 100 * sy.mean)))
+        if yerr is not None:
+            bars.append(((sx.mean, 100 * sy.mean - yerr), (sx.mean, 100 * sy.mean + yerr)))
+        if kind == "dense" or not np.isfinite(ratio):
+            others.append((sx.mean, 100 * sy.mean))
+        else:
+            label_x.append(sx.mean)
+            label_y.append(100 * sy.mean)
+            label_text.append(_short_label(kind, ratio, g["_m"].iloc[0], modes_per_kind.get(kind, 1) > 1))
+            label_color.append(c)
     ax.set_xlabel("total training FLOPs / dense (search + retraining; kinds dodged slightly to stay visible)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="best", frameon=True)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+              title="marker: kind, colour: ratio\nbars: 95% CI over seeds", title_fontsize=7)
+    place_labels(ax, label_x, label_y, label_text, label_color, fontsize=7.5, segments=bars, markers=others)
     return fig
 
 

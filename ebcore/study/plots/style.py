@@ -24,12 +24,13 @@ class _FromRegistry(dict):
     """A live view of one field of the run-kind registry (ebcore.study.kinds.RUN_KINDS): kinds registered
     later (tests, plug-ins) get their label, marker and colour too."""
 
-    def __init__(self, field: str) -> None:
+    def __init__(self, field: str, fallback: str | None = None) -> None:
         super().__init__()
-        self.field = field
+        self.field, self.fallback = field, fallback
 
     def __getitem__(self, kind: str) -> Any:
-        return getattr(RUN_KINDS[kind], self.field)
+        value = getattr(RUN_KINDS[kind], self.field)
+        return value if value or self.fallback is None else getattr(RUN_KINDS[kind], self.fallback)
 
     def __contains__(self, kind: object) -> bool:
         return kind in RUN_KINDS
@@ -45,6 +46,8 @@ def kind_order() -> tuple[str, ...]:
 KIND_ORDER = kind_order()        # at import; figures call kind_order() for kinds registered later
 KIND_LABELS = _FromRegistry("label")
 _KIND_MARKERS = _FromRegistry("marker")
+_KIND_LINESTYLES = _FromRegistry("linestyle")
+_KIND_SHORT = _FromRegistry("short", fallback="label")
 
 
 def format_ratio(ratio: Any) -> str:
@@ -131,6 +134,15 @@ def _kind_colors(kinds: Sequence[str]) -> dict[str, Any]:
     """Each kind's registry colour; a kind outside the registry gets a free colorblind-palette colour."""
     extra = iter(sns.color_palette("colorblind", 10)[5:] * 3)
     return {k: RUN_KINDS[k].colour if k in RUN_KINDS else next(extra) for k in kinds}
+
+
+def _ratio_colors(ratios: Sequence[Any]) -> dict[float, Any]:
+    """One distinct colour per pruning ratio (keyed by `_ratio_key`), in increasing ratio order; dense's black
+    is never used."""
+    keys = sorted({_ratio_key(r) for r in ratios if r is not None and np.isfinite(float(r))})
+    palette = sns.color_palette("colorblind", 10)
+    order = [0, 3, 2, 4, 8, 1, 5, 9, 6]  # blue, vermillion, green, purple, yellow, orange, ... (no grey)
+    return {k: palette[order[i % len(order)]] for i, k in enumerate(keys)}
 
 
 def _ordered_kinds(kinds: pd.Series) -> list[str]:
