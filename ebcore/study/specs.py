@@ -69,7 +69,7 @@ class FamilySpec:
     data: DataSlice
     train: TrainSettings
     threshold: float                 # early-bird distance threshold (ebcore.defaults: 0.1 vision, 0.01 text)
-    modes: tuple[str, ...]           # default retrain modes (ebcore.study.retrain.MODES)
+    modes: tuple[str, ...]           # default retrain modes (ebcore.study.kinds.MODES)
     seeds: tuple[int, ...] = (0,)    # default seeds
     workers: int = 1                 # seeds run as parallel processes
     precision: str = "fp32"          # fp32, bf16 or fp16

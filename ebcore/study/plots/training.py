@@ -23,15 +23,16 @@ def run_start_epoch(kind: str, mode: str, ticket_epoch: float | None, budget_epo
     """Epochs of the dense schedule that have passed when a run's own training starts: 0 for dense and for
     a run that starts from the initial or pretrained weights (`scratch`, `finetune`, one-shot); the ticket's
     epoch for a run that starts from the ticket (`continue`: early-bird and the random control); the whole
-    budget for the `late` control (its mask exists only once the dense run has ended)."""
-    from ..retrain import MODES
-    if kind == "dense" or mode == "dense":
+    budget for a run whose mask needs the whole dense run (the `late` control). Read from the run-kind
+    registry (ebcore.study.kinds): a kind's starting weights and its search say where it starts."""
+    from ..kinds import MODES, RUN_KINDS
+    if kind == "dense" or mode == "dense" or (kind in RUN_KINDS and RUN_KINDS[kind].role == "dense"):
         return 0.0
-    if kind == "late":
-        return float(budget_epochs)
     if mode not in MODES:
         raise ValueError(f"run_start_epoch: unknown retrain mode {mode!r}; choose from {tuple(MODES)}")
-    if MODES[mode].start != "ticket":
+    if kind in RUN_KINDS and RUN_KINDS[kind].search(MODES[mode]) == "dense":
+        return float(budget_epochs)
+    if MODES[mode].start != "ticket" or (kind in RUN_KINDS and RUN_KINDS[kind].own_start is not None):
         return 0.0
     if ticket_epoch is None or not math.isfinite(float(ticket_epoch)):
         raise ValueError(f"run_start_epoch: a {kind} run in mode {mode!r} starts at the ticket, but its "
