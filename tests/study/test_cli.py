@@ -310,13 +310,67 @@ def test_cli_run_ci_profile(tmp_path):
                           "--set", "ratios=[0.3,0.5]"],
                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    folder = tmp_path / "results" / "vit" / "ci"
+    # ratios differ from the profile's: the run has its own folder, never the profile's
+    assert not (tmp_path / "results" / "vit" / "ci").exists()
+    folder, = (tmp_path / "results" / "vit").glob("ci+*")
     for name in ("summary.md", "summary.csv", "mask_distance_curves.png", "config.json"):
         assert (folder / name).is_file(), name
+    assert json.loads((folder / "config.json").read_text())["overrides"] == {"ratios": [0.3, 0.5]}
     assert "### vit (ci profile)" in out.stdout and "p=0.5" in (folder / "summary.md").read_text()
-    assert "### vit (ci profile)" in readme.gather(tmp_path / "results", include_ci=True).read_text()
+    text = readme.gather(tmp_path / "results", include_ci=True).read_text()
+    assert "Results with changed settings" in text and f"vit/{folder.name}" in text
     hits = machine_paths_in(tmp_path / "results", allowed=tmp_path)
     assert hits == [], hits
+
+
+def test_results_readme_summarizes_profile_folders_and_names_the_others(tmp_path):
+    results = _committed_like(tmp_path)
+    other = results / "vit" / "cpu+1234abcd"
+    other.mkdir()
+    (other / "summary.md").write_text("### vit (cpu profile)\n\n| run |\n|---|\n| dense (2 epochs) |\n")
+    text = readme.gather(results).read_text()
+    assert "dense (2 epochs)" not in text and "[vit/cpu+1234abcd](vit/cpu+1234abcd/summary.md)" in text
+    assert "## cpu+1234abcd profile" not in text
+
+
+def test_dry_run_prints_the_plan_and_makes_nothing(tmp_path, capsys):
+    rc = cli.main(["run", "vit", "--profile", "ci", "--dry-run", "--set", "epochs=2", "--set",
+                   f"results_dir={tmp_path / 'r'}", "--set", f"runs_dir={tmp_path / 'x'}"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "vit (ci profile)" in out and "ci+" in out and "runs per seed" in out
+    assert not (tmp_path / "r").exists() and not (tmp_path / "x").exists()
+    rc = cli.main(["notebooks", "--profile", "ci", "--only", "vit,gpt2", "--dry-run", "-p", "results_dir",
+                   str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "vit (ci profile)" in out and "gpt2 (ci profile)" in out and not (tmp_path / "r").exists()
+
+
+def _fake_runs(root: Path) -> None:
+    for family, profile, seed, name, files in (
+            ("vit", "ci", 0, "dense-aaaa", ["params.json", "result.json"]),
+            ("vit", "ci", 0, "early_bird-continue-p0.3-bbbb", ["params.json", "checkpoint.pt"]),
+            ("vit", "cpu", 1, "dense-cccc", ["params.json"]),
+            ("gpt2", "ci", 0, "dense-dddd", ["params.json", "result.json"])):
+        folder = root / family / profile / f"seed{seed}" / name
+        folder.mkdir(parents=True)
+        for f in files:
+            (folder / f).write_text("{}")
+
+
+def test_runs_lists_and_clean_removes_only_what_was_asked(tmp_path, capsys):
+    _fake_runs(tmp_path / "runs")
+    assert cli.main(["runs", "--runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "4 run folders" in out and "finished" in out and "interrupted" in out and "started" in out
+    assert cli.main(["runs", "--runs", str(tmp_path / "runs"), "--family", "vit", "--profile", "ci"]) == 0
+    assert "2 run folders" in capsys.readouterr().out
+    # without --yes: a list, nothing removed; with no filter: refused
+    assert cli.main(["clean", "--runs", str(tmp_path / "runs"), "--family", "vit", "--profile", "ci"]) == 0
+    assert "add --yes" in capsys.readouterr().out and len(list((tmp_path / "runs").glob("*/*/seed*/*"))) == 4
+    assert cli.main(["clean", "--runs", str(tmp_path / "runs")]) == 2
+    assert cli.main(["clean", "--runs", str(tmp_path / "runs"), "--state", "interrupted", "--yes"]) == 0
+    left = sorted(p.name for p in (tmp_path / "runs").glob("*/*/seed*/*"))
+    assert left == ["dense-aaaa", "dense-cccc", "dense-dddd"]
 
 
 def test_committed_results_hold_no_machine_paths():
