@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ebcore.study.specs import TrainSettings
 from ebcore.study.train.loop import _epoch_generator  # the loop's per-epoch shuffling generator
@@ -110,9 +110,11 @@ def study_trainer(model: nn.Module, settings: TrainSettings, seed: int, out_dir:
                   train_data: Dataset, val_data: Dataset | None = None, **arg_kwargs: Any) -> StudyTrainer:
     """A StudyTrainer on `model` with the loop's hyper-parameters of `settings` (ebcore.study.specs)."""
     args = study_args(settings, seed, out_dir, evaluate=val_data is not None, **arg_kwargs)
-    return StudyTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=val_data,
-                        compute_metrics=accuracy if val_data is not None else None,
-                        warmup_fraction=settings.warmup_fraction)
+    trainer = StudyTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=val_data,
+                           compute_metrics=accuracy if val_data is not None else None,
+                           warmup_fraction=settings.warmup_fraction)
+    trainer.remove_callback(PrinterCallback)  # no log lines on stdout (disable_tqdm prints them instead)
+    return trainer
 
 
 class StepClock(TrainerCallback):
