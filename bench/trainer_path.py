@@ -28,7 +28,10 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
+from safetensors.torch import save_model
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ebcore.study.specs import TrainSettings
 from ebcore.study.train.loop import _epoch_generator  # the loop's per-epoch shuffling generator
@@ -58,9 +61,18 @@ class EpochSampler(Sampler[int]):
 class StudyTrainer(Trainer):
     """`Trainer` with the study loop's weight-decay groups, warm-up + cosine schedule and data order."""
 
-    def __init__(self, *args: Any, warmup_fraction: float = 0.1, **kwargs: Any) -> None:
-        self.warmup_fraction = warmup_fraction
+    def __init__(self, *args: Any, warmup_fraction: float = 0.1, native_keys: bool = False, **kwargs: Any) -> None:
+        self.warmup_fraction, self.native_keys = warmup_fraction, native_keys
         super().__init__(*args, **kwargs)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """With `native_keys`, rewrite the checkpoint's weights under the model's own parameter names (the
+        pinned transformers writes ViT/Swin under their old names, which its resume does not map back: the
+        known defect this option works around, for measurement only)."""
+        super()._save(output_dir, state_dict)
+        if self.native_keys:
+            out = output_dir if output_dir is not None else self.args.output_dir
+            save_model(self.accelerator.unwrap_model(self.model), os.path.join(out, SAFE_WEIGHTS_NAME))
 
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
         return [n for n, p in model.named_parameters() if not _no_decay(n, p)]
@@ -107,12 +119,13 @@ def study_args(settings: TrainSettings, seed: int, out_dir: str | os.PathLike, *
 
 
 def study_trainer(model: nn.Module, settings: TrainSettings, seed: int, out_dir: str | os.PathLike,
-                  train_data: Dataset, val_data: Dataset | None = None, **arg_kwargs: Any) -> StudyTrainer:
+                  train_data: Dataset, val_data: Dataset | None = None, native_keys: bool = False,
+                  **arg_kwargs: Any) -> StudyTrainer:
     """A StudyTrainer on `model` with the loop's hyper-parameters of `settings` (ebcore.study.specs)."""
     args = study_args(settings, seed, out_dir, evaluate=val_data is not None, **arg_kwargs)
     trainer = StudyTrainer(model=model, args=args, train_dataset=train_data, eval_dataset=val_data,
                            compute_metrics=accuracy if val_data is not None else None,
-                           warmup_fraction=settings.warmup_fraction)
+                           warmup_fraction=settings.warmup_fraction, native_keys=native_keys)
     trainer.remove_callback(PrinterCallback)  # no log lines on stdout (disable_tqdm prints them instead)
     return trainer
 
