@@ -65,9 +65,10 @@ def fresh(spec, data, seed: int) -> torch.nn.Module:
     return build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
 
 
-def loop_config(spec, seed: int, epochs: int | None = None) -> TrainConfig:
+def loop_config(spec, seed: int, epochs: int | None = None, checks: bool = False) -> TrainConfig:
     kw = spec.train.loop_kwargs() | ({"epochs": epochs} if epochs else {})
-    return TrainConfig(**kw, seed=seed, progress=False, device="cpu")
+    return TrainConfig(**kw, seed=seed, progress=False, device="cpu",
+                       check_every_steps=spec.train.check_every_steps if checks else None)
 
 
 def same_tensors(a: dict, b: dict) -> dict:
@@ -102,10 +103,11 @@ def window_ticket(masks_per_check: list[dict[float, Mask]], threshold: float) ->
 # --- the study's dense run, both ways -------------------------------------------------------------
 
 def loop_dense(spec, data, seed: int, ticket_dir: Path):
-    detectors = {rule: EarlyBirdDetector(RATIOS, spec.threshold, window) for rule, window in
-                 (("consecutive", 2), ("window", WINDOW))}
-    watch = EarlyBirdWatch(detectors, "consecutive", ticket_dir, None, len(data.train), spec.train.batch_size)
-    result = train(fresh(spec, data, seed), data.train, loop_config(spec, seed), data.val, [watch])
+    detectors = {rule: EarlyBirdDetector(RATIOS, spec.threshold, window, criterion=spec.criterion)
+                 for rule, window in (("consecutive", 2), ("window", WINDOW))}
+    watch = EarlyBirdWatch(detectors, "consecutive", ticket_dir, spec.train.check_every_steps, len(data.train),
+                           spec.train.batch_size)
+    result = train(fresh(spec, data, seed), data.train, loop_config(spec, seed, checks=True), data.val, [watch])
     return result, watch
 
 
@@ -113,7 +115,8 @@ def trainer_dense(spec, data, seed: int, out: Path, action: str = "save_mask", s
                   native_keys: bool = False):
     trainer = study_trainer(fresh(spec, data, seed), spec.train, seed, out, data.train, data.val,
                             save_steps=save_steps, native_keys=native_keys)
-    eb = add_early_bird(trainer, ratio=RATIO, ratios=RATIOS, threshold=spec.threshold, window=2, action=action)
+    eb = add_early_bird(trainer, ratio=RATIO, ratios=RATIOS, threshold=spec.threshold, window=2, action=action,
+                        criterion=spec.criterion, check_every_steps=spec.train.check_every_steps)
     grab = WeightsAtTicket(eb)
     trainer.add_callback(grab)
     trainer.train()
@@ -144,7 +147,7 @@ def equivalence(family: str, seed: int, tmp: Path) -> dict:
         "masks_equal": f"{sum(a == b for a, b in zip(lh[:n], th1[:n]))}/{n}",
         "masks_hf_rerun": "same" if th1 == th2 else "differ",
         "ticket_check_loop/hf": f"{lt.check_index if lt else None}/{tt.check_index if tt else None}",
-        "ticket_label_loop/hf": f"epoch {lt.at if lt else None}/epoch {tt.at if tt else None}",
+        "ticket_label_loop/hf": f"{lt.at if lt else None}/{tt.at if tt else None}",  # epoch index vs state.epoch
         "window_ticket_loop/hf": f"{_idx(watch.watch.detectors['window'].ticket(RATIO))}/"
                                  f"{window_ticket([r.masks for r in eb1.detector.history], spec.threshold)}",
         "curve_max_diff_loss": float((loop_hist["train_loss"] - curves["train_loss"]).abs().max()),
@@ -173,7 +176,8 @@ def continue_runs(spec, data, seed: int, tmp: Path, watch: EarlyBirdWatch, grab:
     mask = loop_det.history[index].masks[RATIO]
     out = {"continue_epochs": epochs}
     if epochs == 0 or t is None or grab.weights is None:
-        return out | {"continue_weights_loop_vs_hf": "no ticket: nothing to retrain"}
+        why = "no ticket" if t is None else f"ticket at the last check ({epochs} epochs left)"
+        return out | {"continue_weights_loop_vs_hf": f"{why}: nothing to retrain"}
     loop_w = load_file(str(paths.ticket_weights(tmp / "tickets", RATIO)))
     out["ticket_weights_loop_vs_hf"] = same_tensors(loop_w, grab.weights)["tensors_equal"]
     model = fresh(spec, data, seed)
@@ -213,11 +217,12 @@ def loop_resume(family: str, seed: int, tmp: Path) -> dict:
     spec, data = setup(family, seed)
     full = train(fresh(spec, data, seed), data.train, loop_config(spec, seed), data.val)
     ckpt = tmp / "loop_ckpt"
-    train(fresh(spec, data, seed), data.train, loop_config(spec, seed), data.val, [StopAfterEpoch(1)],
+    stop = spec.train.epochs // 2 - 1  # interrupted after half the epochs
+    train(fresh(spec, data, seed), data.train, loop_config(spec, seed), data.val, [StopAfterEpoch(stop)],
           checkpoint_dir=ckpt)
     resumed = train(fresh(spec, data, seed), data.train, loop_config(spec, seed), data.val, checkpoint_dir=ckpt)
     cmp = same_tensors(full.model.state_dict(), resumed.model.state_dict())
-    return {"family": family, "path": "loop", "run": "dense", "interrupted_at": "epoch 2 of 4",
+    return {"family": family, "path": "loop", "run": "dense", "interrupted_at": f"end of epoch {stop + 1} of {spec.train.epochs}",
             "tensors_equal": cmp["tensors_equal"], "max_abs_diff": cmp["max_abs_diff"],
             "final_val_loss_full/resumed": f"{full.history['val_loss'].iloc[-1]:.6f}/"
                                            f"{resumed.history['val_loss'].iloc[-1]:.6f}",
@@ -246,7 +251,8 @@ def trainer_resume(family: str, seed: int, tmp: Path, save_steps: int = 4, nativ
                                 native_keys=native_keys)
     steps = sorted(int(p.name.split("-")[1]) for p in (tmp / "full").glob("checkpoint-*"))
     pruned = eb.pruned_step
-    picks = {"before prune": max((s for s in steps if pruned is None or s < pruned), default=None),
+    picks = {"before prune": max((s for s in steps if s < full.state.max_steps and (pruned is None or s < pruned)),
+                                 default=None),
              "after prune": min((s for s in steps if pruned is not None and pruned < s < full.state.max_steps),
                                 default=None)}
     rows = []
@@ -263,7 +269,8 @@ def trainer_resume(family: str, seed: int, tmp: Path, save_steps: int = 4, nativ
             warnings.simplefilter("always")
             tr = study_trainer(fresh(spec, data, seed), spec.train, seed, tmp / f"resumed{step}", data.train,
                                data.val, save_steps=save_steps, native_keys=native_keys)
-            add_early_bird(tr, ratio=RATIO, ratios=RATIOS, threshold=spec.threshold, window=2, action="prune")
+            add_early_bird(tr, ratio=RATIO, ratios=RATIOS, threshold=spec.threshold, window=2, action="prune",
+                           criterion=spec.criterion, check_every_steps=spec.train.check_every_steps)
             ckpt = prepare_resume(tr, tmp / "full" / f"checkpoint-{step}")
             tr.train(resume_from_checkpoint=ckpt)
         for lg in loggers:
@@ -306,11 +313,14 @@ def overhead(family: str, profile: str, seed: int, reps: int, epochs: int, tmp: 
         train(copy.deepcopy(model0), data.train, loop_config(spec, seed, epochs), data.val, [clock])
         return time.perf_counter() - start, median_step(clock.stamps)
 
+    setups: list[float] = []
+
     def trainer_run() -> tuple[float, float]:
         clock = StepClock()
         start = time.perf_counter()
         tr = study_trainer(copy.deepcopy(model0), spec.train, seed, tmp / "oh", data.train, data.val,
                            epochs=epochs)
+        setups.append(time.perf_counter() - start)  # building the TrainingArguments and the Trainer
         tr.add_callback(clock)
         tr.train()
         return time.perf_counter() - start, median_step(clock.stamps)
@@ -335,7 +345,8 @@ def overhead(family: str, profile: str, seed: int, reps: int, epochs: int, tmp: 
             "run ratio hf/loop (median)": statistics.median(call_ratio),
             "run ratio IQR": f"{q(call_ratio)[0]:.3f}-{q(call_ratio)[2]:.3f}",
             "loop step ms (median)": 1000 * statistics.median(loop_steps),
-            "hf extra s per run (median)": statistics.median(extra)}
+            "hf extra s per run (median)": statistics.median(extra),
+            "hf setup s (median)": statistics.median(setups)}
 
 
 # --- main -------------------------------------------------------------------------------------------
@@ -362,7 +373,7 @@ def main() -> None:
     parts = ["# trainer_vs_loop", "", *[f"- {line}" for line in machine_lines(torch.device("cpu"))], ""]
 
     def emit(title: str, rows: list[dict]) -> None:
-        table = to_markdown(pd.DataFrame(rows).fillna(""), digits=4)
+        table = to_markdown(pd.DataFrame(rows).astype(object).fillna(""), digits=4)
         parts.extend([f"## {title}", "", table, ""])
         print(f"\n## {title}\n\n{table}", flush=True)
 
