@@ -1,6 +1,6 @@
 """Own loop vs Hugging Face Trainer for the study's runs, measured: one training path, decided by numbers.
 
-    PYTHONPATH=. .venv/bin/python bench/trainer_vs_loop.py                      # everything, ~3-5 min on 2 cores
+    PYTHONPATH=. .venv/bin/python bench/trainer_vs_loop.py   # everything: 7 min on the loaded 2-core box
     PYTHONPATH=. .venv/bin/python bench/trainer_vs_loop.py --sections overhead --reps 12
 
 The study trains through ebcore.study.train (+ ebcore.study.watching.EarlyBirdWatch); users train through
@@ -222,7 +222,8 @@ def loop_resume(family: str, seed: int, tmp: Path) -> dict:
           checkpoint_dir=ckpt)
     resumed = train(fresh(spec, data, seed), data.train, loop_config(spec, seed), data.val, checkpoint_dir=ckpt)
     cmp = same_tensors(full.model.state_dict(), resumed.model.state_dict())
-    return {"family": family, "path": "loop", "run": "dense", "interrupted_at": f"end of epoch {stop + 1} of {spec.train.epochs}",
+    return {"family": family, "path": "loop", "run": "dense",
+            "interrupted_at": f"end of epoch {stop + 1} of {spec.train.epochs}",
             "tensors_equal": cmp["tensors_equal"], "max_abs_diff": cmp["max_abs_diff"],
             "final_val_loss_full/resumed": f"{full.history['val_loss'].iloc[-1]:.6f}/"
                                            f"{resumed.history['val_loss'].iloc[-1]:.6f}",
