@@ -58,6 +58,8 @@ def build_roberta(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad
 
 def build_minilm(spec: FamilySpec, num_labels: int, vocab_size: int | None, pad_token_id: int | None) -> "nn.Module":
     """The pretrained MiniLM-L6 that ships as a package (offline), with a new classifier head."""
+    import transformers as T
+
     from .data import minilm_model_path
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     verbosity = T.logging.get_verbosity()
