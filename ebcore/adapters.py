@@ -1,7 +1,9 @@
 """Per-family knowledge of Hugging Face Transformers: where the blocks are, which linears form the
 attention heads and the FFN, and which attributes must be patched after heads are removed.
 
-Everything else in ebcore is family-neutral and goes through `get_adapter(model)`.
+Everything else in ebcore is family-neutral and goes through `get_adapter(model)`. `BlockSpec` and
+`FamilyAdapter` live in `ebcore.blocks`; the decoder LLMs with grouped-query attention (Llama, Qwen2,
+Mistral, Gemma) in `ebcore.decoders`.
 
     adapter = get_adapter(model)           # UnsupportedModelError for anything else
     for block in adapter.blocks(model):    # BlockSpec per Transformer layer

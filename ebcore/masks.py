@@ -11,6 +11,10 @@ head dim (a head weighs head_dim channels in the combined distance and sparsity)
     mask = mask_from_scores(scores, head_ratio=0.25, ffn_ratio=0.5, scope="global")
     mask_distance(a, b)                                     # {"heads", "channels", "combined"}
     mask = mask_from_scores(scores, 0.3, align=64, head_dims=[64] * 12)  # kept sizes rounded, see ebcore.align
+
+Under grouped-query attention a layer mask has a `group_size` (query heads per KV head) and keeps the same
+number of query heads in every KV group, or none in a group (whose k/v rows then go); a LayerMask that breaks
+this is refused (MaskMismatchError). Selection rules: `ebcore.selection`.
 """
 from __future__ import annotations
 
@@ -204,8 +208,8 @@ class Mask:
         layers = data.get("layers")
         if not isinstance(layers, list) or not all(isinstance(lm, dict) and set(lm) - {"group_size"} == keys
                                                    for lm in layers):
-            raise MaskMismatchError(f"a saved mask's 'layers' must be a list of dicts with keys {sorted(keys)}, got "
-                                    f"{describe(layers)}")
+            raise MaskMismatchError(f"a saved mask's 'layers' must be a list of dicts with keys {sorted(keys)} (and "
+                                    f"'group_size' under grouped-query attention), got {describe(layers)}")
         meta = data.get("meta", {})
         try:
             return cls(layers=tuple(LayerMask(**layer) for layer in layers), meta=dict(meta))
