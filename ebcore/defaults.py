@@ -1,6 +1,6 @@
 """Defaults of the early-bird detector, in one place: Early-Bird's window of recent masks, and the distance
 threshold of a model's architecture, which its adapter holds (ebcore.adapters.FamilyAdapter.default_threshold:
-0.1 for the vision models, 0.01 for the language models, as in the study).
+0.1 for the vision models, 0.01 for the language models, decoder LLMs included, as in the study).
 
     default_threshold(model)      # from the model's adapter
     default_threshold("vit")      # by adapter name: 0.1

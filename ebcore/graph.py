@@ -10,6 +10,13 @@ Two fixes over Torch-Pruning 1.6.1 live here:
   silently dropped); surgery slices it by hand.
 - GPT-2's fused `c_attn(x).split(E, dim=2)` is on the last dim, which Torch-Pruning 1.6.1 does not
   index-map (it maps splits on dim 1 only): we add the mapping so q/k/v rows follow the heads.
+- Grouped-query attention (Llama, Qwen2, Mistral, Gemma): the graph couples q, k, v and o channel by
+  channel, as if k/v had one head per query head (k/v are `group_size` times narrower), does not always
+  couple v to k (Mistral's sliding window), and its walk from o_proj had not ended after 10 minutes on a
+  Qwen2 already shrunk to 4 query heads on 2 KV heads. So the attention groups of a grouped block are made
+  here from the layout the adapter knows, as Torch-Pruning groups of Torch-Pruning's own linear pruning
+  functions: the head group holds q's rows and o's columns, the KV group (`kv_group`) k's and v's rows.
+  Surgery checks them against the mask like any other group; the FFN group still comes from the graph.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch_pruning._helpers import GroupItem
 from torch_pruning.dependency.index_mapping import _SplitIndexMapping
 
 from .adapters import BlockSpec, FamilyAdapter, get_adapter, prepare_model
@@ -107,11 +115,35 @@ class ModelGraph:
         return self.adapter.family
 
     def head_group(self, block: BlockSpec, channel_idxs: list[int]) -> tp.dependency.Group:
-        """Group of o_proj input channels `channel_idxs` (whole heads expand to head_dim channels)."""
+        """Group of o_proj input channels `channel_idxs` (whole heads expand to head_dim channels). In a
+        grouped (GQA) block: only q's rows and o's columns (k/v are shared by a KV group, see `kv_group`)."""
+        if block.grouped:
+            return self._linear_group(((block.o_proj, False), (block.qkv[0], True)), channel_idxs)
         return self.dg.get_pruning_group(block.o_proj, tp.prune_linear_in_channels, idxs=list(channel_idxs))
 
+    def kv_group(self, block: BlockSpec, kv_channel_idxs: list[int]) -> tp.dependency.Group:
+        """Grouped (GQA) blocks: k's and v's rows `kv_channel_idxs` (KV head j covers [j*hd, (j+1)*hd))."""
+        if not block.grouped:
+            raise InvalidArgumentError(f"{block.name} has no grouped-query attention: its heads are in head_group")
+        return self._linear_group(((block.qkv[1], True), (block.qkv[2], True)), kv_channel_idxs)
+
+    def _linear_group(self, members: tuple[tuple[nn.Linear, bool], ...], idxs: list[int]) -> tp.dependency.Group:
+        """A Torch-Pruning group over `members` ((linear, prune its outputs?)), all at the same indices; the
+        first member is the root (importance maps every member's channel i to root channel i)."""
+        group = tp.dependency.Group()
+        group._DG = self.dg
+        root = self.dg.module2node[members[0][0]]
+        root_fn = tp.prune_linear_out_channels if members[0][1] else tp.prune_linear_in_channels
+        for module, out in members:
+            handler = tp.prune_linear_out_channels if out else tp.prune_linear_in_channels
+            item = GroupItem(tp.dependency.Dependency(root_fn, handler, source=root, target=self.dg.module2node[module]),
+                             list(idxs))
+            item.root_idxs = list(idxs)
+            group._group.append(item)
+        return group
+
     def ffn_group(self, block: BlockSpec, channel_idxs: list[int]) -> tp.dependency.Group:
-        """Group of fc2 input channels `channel_idxs` (and fc1's matching output channels)."""
+        """Group of fc2 input channels `channel_idxs` (and the matching output channels of fc1 and the gate)."""
         return self.dg.get_pruning_group(block.fc2, tp.prune_linear_in_channels, idxs=list(channel_idxs))
 
     def structure(self) -> list[tuple[int, int]]:

@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=64, help="tokens per snippet (longer ones are cut)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data sample, the classifier head and the order")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument("--model", choices=("minilm", "llama-tiny"), default="minilm",
+                   help="llama-tiny: the causal-LM path instead (examples/causal_lm.py): a tiny Llama with "
+                        "grouped-query attention, trained from scratch with the callback pruning it at the ticket")
     args = p.parse_args(argv)
     if args.quick:  # the quick values, except where an option was given explicitly
         given = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")}
@@ -136,6 +139,10 @@ def main(argv: list[str] | None = None) -> dict:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     T.logging.set_verbosity_error()
+    if opts.model == "llama-tiny":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from causal_lm import run_causal_lm
+        return run_causal_lm(opts, argv)
     tokenizer = minilm_tokenizer()
     frames = load_rotten_tomatoes(seed=opts.seed, limit=opts.limit)
     data = {k: tokenize_texts(frames[k], tokenizer, max_length=opts.max_length) for k in ("train", "test")}

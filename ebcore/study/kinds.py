@@ -103,7 +103,8 @@ def _ticket(src: MaskSources) -> "Mask":
 def _random(src: MaskSources) -> "Mask":  # same counts per layer as the ticket, drawn uniformly
     from ..masks import random_mask
     return random_mask(src.ticket.structure, src.ratio, seed=src.seed + 1,
-                       head_dims=[lm.head_dim for lm in src.ticket.layers], align=src.align)
+                       head_dims=[lm.head_dim for lm in src.ticket.layers], align=src.align,
+                       group_sizes=src.ticket.group_sizes)  # KV groups (1 without grouped-query attention)
 
 
 def _late(src: MaskSources) -> "Mask":
