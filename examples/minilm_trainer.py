@@ -34,6 +34,7 @@ import transformers as T  # noqa: E402
 
 from ebcore.study.data import load_rotten_tomatoes, minilm_model_path, minilm_tokenizer, tokenize_texts  # noqa: E402
 from ebcore.hf import add_early_bird  # noqa: E402
+from ebcore.measure import flops_per_sample  # noqa: E402
 from ebcore.surgery import count_parameters  # noqa: E402
 
 
@@ -62,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="mask distance under which the ticket is drawn (default: the family's, 0.01 for BERT; "
                         "ebcore.defaults)")
     p.add_argument("--window", type=int, default=3, help="masks that must all be within the threshold")
+    p.add_argument("--criterion", choices=("taylor", "magnitude"), default="taylor",
+                   help="what scores heads and FFN channels: 'taylor' (|weight x gradient summed over the steps so "
+                        "far|, the study's choice for fine-tuning) or 'magnitude' (weights only: on a pretrained "
+                        "model the mask barely moves, so the ticket is the pretrained model's one-shot mask)")
     p.add_argument("--batch-size", type=int, default=32, help="training batch size")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (linear decay, 6%% warm-up)")
     p.add_argument("--max-length", type=int, default=64, help="tokens per snippet (longer ones are cut)")
@@ -109,7 +114,7 @@ def run(name: str, opts: argparse.Namespace, data: dict, early_bird: bool) -> di
     eb = None
     if early_bird:
         eb = add_early_bird(trainer, ratio=opts.ratio, threshold=opts.threshold, window=opts.window,
-                            check_every_steps=opts.check_every, action="prune")
+                            check_every_steps=opts.check_every, action="prune", criterion=opts.criterion)
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer.train()
     train_seconds, train_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
@@ -121,7 +126,8 @@ def run(name: str, opts: argparse.Namespace, data: dict, early_bird: bool) -> di
     out = {"run": name, "accuracy": accuracy, "train_seconds": train_seconds, "train_cpu_seconds": train_cpu_seconds,
            "test_seconds": eval_seconds,
            "params_start": dense_params, "params_end": count_parameters(trainer.model),
-           "steps": trainer.state.global_step}
+           "steps": trainer.state.global_step, "test_size": len(data["test"]),
+           "flops_per_sample": flops_per_sample(trainer.model, data["test"][:1])}
     out["model"] = trainer.model
     if eb is not None:
         out.update(ticket_step=eb.ticket_step, ticket_epoch=None if eb.ticket_step is None
@@ -133,6 +139,7 @@ def run(name: str, opts: argparse.Namespace, data: dict, early_bird: bool) -> di
 
 def main(argv: list[str] | None = None) -> dict:
     opts = parse_args(argv)
+    started = time.perf_counter()
     if opts.threads:
         torch.set_num_threads(opts.threads)
     T.logging.set_verbosity_error()
@@ -160,20 +167,36 @@ def main(argv: list[str] | None = None) -> dict:
           f"test {eb['test_seconds'] / dense['test_seconds']:.3f}, final train step (interleaved) "
           f"{eb['step_seconds'] / dense['step_seconds']:.3f}; parameter ratio "
           f"{eb['params_end'] / dense['params_end']:.3f}")
-    if eb["pruned"]:
-        print(f"ticket at ratio {opts.ratio:g} drawn at step {eb['ticket_step']} of {eb['steps']} "
-              f"(epoch {eb['ticket_epoch']}); pruned there and trained on")
-    else:
-        threshold = "BERT's default" if opts.threshold is None else f"{opts.threshold:g}"
-        print(f"no ticket at ratio {opts.ratio:g} within {eb['steps']} steps (threshold {threshold}, window "
-              f"{opts.window}): the model stayed dense")
     results = {"options": vars(opts), "dense": dense, "early_bird": eb}
+    print_summary(opts, dense, eb, total_seconds=time.perf_counter() - started)
     Path(opts.out).mkdir(parents=True, exist_ok=True)
     (Path(opts.out) / "results.json").write_text(json.dumps(results, indent=1))
-    if opts.quick and not eb["pruned"]:
-        raise SystemExit("minilm_trainer.py --quick: the ticket did not appear, so nothing was pruned "
-                         "(this quick setting is meant to prune; report it)")
     return results
+
+
+def print_summary(opts: argparse.Namespace, dense: dict, eb: dict, total_seconds: float) -> None:
+    """The summary: accuracy (with its noise), parameters, FLOPs per sample, time, the ticket or its absence."""
+    n = dense["test_size"]
+    noise = 100 * np.sqrt(2 * dense["accuracy"] * (1 - dense["accuracy"]) / n)  # s.e. of a difference of two
+    delta = 100 * (eb["accuracy"] - dense["accuracy"])
+    print(f"\nSummary ({opts.criterion} criterion, ratio {opts.ratio:g}; {total_seconds:.0f} s in all):")
+    print(f"  test accuracy: dense {100 * dense['accuracy']:.1f} %, early-bird {100 * eb['accuracy']:.1f} % "
+          f"({delta:+.1f} pts; one seed, {n} test snippets: differences within about {2 * noise:.1f} pts are noise)")
+    print(f"  parameters: {dense['params_end']:,d} -> {eb['params_end']:,d} ({eb['params_end'] / dense['params_end']:.3f}); "
+          f"FLOPs per sample (forward): {dense['flops_per_sample'] / 1e6:.1f} M -> {eb['flops_per_sample'] / 1e6:.1f} M "
+          f"({eb['flops_per_sample'] / dense['flops_per_sample']:.3f})")
+    print(f"  training time: dense {dense['train_seconds']:.0f} s, early-bird {eb['train_seconds']:.0f} s "
+          f"(wall time on a shared machine: compare the interleaved step ratio above)")
+    if eb["pruned"]:
+        print(f"  ticket at step {eb['ticket_step']} of {eb['steps']} (epoch {eb['ticket_epoch']}): pruned there "
+              "and trained on")
+        if opts.criterion == "magnitude":
+            print("  (magnitude scores on a pretrained model: the ticket is close to one-shot pruning of the "
+                  "pretrained weights; --criterion taylor is the study's choice for fine-tuning)")
+    else:
+        threshold = "BERT's default 0.01" if opts.threshold is None else f"{opts.threshold:g}"
+        print(f"  no ticket at ratio {opts.ratio:g} within {eb['steps']} steps (threshold {threshold}, window "
+              f"{opts.window}): the model stayed dense (train longer, or raise --threshold)")
 
 
 if __name__ == "__main__":

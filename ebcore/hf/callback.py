@@ -40,7 +40,8 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
         ratios: ratios the detector watches (their distances are logged); `ratio` is always among them.
         threshold: mask-distance threshold; None (default): the family's, from `ebcore.defaults` (0.1 for
             ViT/Swin, 0.01 for GPT-2/RoBERTa/BERT, the study's), resolved when training begins.
-        window, scope, criterion, distance: passed to `EarlyBirdDetector`.
+        window, scope, criterion, distance: passed to `EarlyBirdDetector`. "taylor" (for fine-tuning a
+            pretrained model) scores with the gradient summed over every optimizer step so far.
         check_every_steps: check every N optimizer steps; None = at every epoch end.
         action: "stop", "save_mask" or "prune" (see the `ebcore.hf` docstring).
         mask_file: file name of the ticket mask under `args.output_dir`.
@@ -63,7 +64,10 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
         self._family_threshold = threshold is None  # resolved from the model in on_train_begin
         self.detector = EarlyBirdDetector(ratios=self.ratios, threshold=0.1 if threshold is None else threshold,
                                           window=window, scope=scope, criterion=criterion, distance=distance)
-        self.watch = TicketWatch({"detector": self.detector}, every_steps=self.check_every_steps)
+        # Taylor: scores from the gradient summed over every step so far, as the study does (one batch's
+        # gradient is too noisy for masks to settle); the sum restarts on resume (it is not checkpointed).
+        self.watch = TicketWatch({"detector": self.detector}, every_steps=self.check_every_steps,
+                                 sum_gradients=criterion == "taylor")
         self.ticket_step: int | None = None     # global step at which the ticket at `ratio` appeared
         self.ticket_mask: dict | None = None    # Mask.to_dict() of that ticket
         self.pruned_step: int | None = None     # global step at which the model was pruned
@@ -170,9 +174,14 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                               model: nn.Module | None = None, **kwargs: Any) -> None:
-        # Taylor scores need this step's gradients, which are gone by on_step_end.
-        if (self.detector.criterion == "taylor" and model is not None and self._checking()
-                and self.watch.due_after_step(state.global_step + 1)):
+        # Taylor scores need this step's gradients (added to the running sum), which are gone by on_step_end.
+        if self.detector.criterion != "taylor" or model is None:
+            return
+        if not self._checking():
+            self.watch.grad_sum = {}
+            return
+        self.watch.accumulate_gradients(model)
+        if self.watch.due_after_step(state.global_step + 1):
             self._pending = self.watch.draw(model)
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,

@@ -180,7 +180,7 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
         sets[0]["runs_dir"] = str(Path(sets[0]["runs_dir"]).resolve())  # the notebooks run in notebooks/
     check_kernel()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    os.environ.setdefault("EBCORE_PROGRESS", "text")  # inherited by the kernels: text bars, in the log too
+    os.environ.setdefault("EBCORE_PROGRESS", "lines")  # inherited by the kernels: a line per redraw, for the log
     status = run_notebooks(notebooks, args.profile, sets[0], results_dir=results_dir)
     failed = [nb for nb, s in status.items() if s != "ok"]
     if failed:

@@ -7,6 +7,7 @@ accounting fixes need no retraining; an interrupted one resumes from its checkpo
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,11 +22,12 @@ from . import paths
 from .config import ExperimentConfig
 from .costs import measure_model, scoring_flops, search_cost
 from .families import build_model
+from .progress import announce, run_label
 from .retrain import MODES, MaskSources, retrain_epochs, run_mask, search_kind
 from .specs import FamilySpec
 from .splits import Data
 from .train import CHECKPOINT_NAME, TrainConfig, TrainResult, evaluate, pick_device, train
-from .watching import EarlyBirdWatch
+from .watching import EarlyBirdWatch, ticket_lines
 
 RULES = ("consecutive", "window")  # the study's rule (window 2) and Early-Bird's (window `cfg.window`)
 
@@ -101,7 +103,9 @@ def run_dense(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int) ->
               "precision": cfg.effective_precision, "align": cfg.effective_align}
     run_dir = paths.dense_run_folder(cfg.seed_dir(seed), params)
     done = _load_result(run_dir)
+    label = run_label(spec.family, "dense", seed)
     if done is not None:
+        announce(f"{label}: reusing the finished run {run_dir.name}; " + "; ".join(ticket_lines(done["watch"], cfg.rule)))
         return done | {"run_dir": str(run_dir)}
     _start(run_dir, params)
     windows = {"consecutive": 2, "window": cfg.window}
@@ -111,7 +115,8 @@ def run_dense(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int) ->
     watch = EarlyBirdWatch(detectors, cfg.rule, run_dir / paths.TICKETS_DIR, cfg.effective_check_every,
                            train_size=len(data.train), batch_size=spec.train.batch_size)
     model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
-    result = train(model, data.train, _train_config(cfg, spec, seed), data.val, [watch], checkpoint_dir=run_dir)
+    result = train(model, data.train, replace(_train_config(cfg, spec, seed), description=label), data.val, [watch],
+                   checkpoint_dir=run_dir)
     elements = scored_weight_elements(result.model)
     scoring = scoring_flops(cfg.effective_criterion, elements)
     state = watch.state_dict()
@@ -121,6 +126,7 @@ def run_dense(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int) ->
     record = _finish(run_dir, result.model, result, data, spec, extra, cfg.effective_precision)
     record["scoring_flops"] = scoring * len(watch.check_samples)
     record["total_flops"] = record["train_flops"] + record["scoring_flops"]
+    announce(f"{label}: " + "; ".join(ticket_lines(state, cfg.rule)))
     return _write_result(run_dir, record)
 
 
@@ -171,7 +177,9 @@ def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict,
                      ticket_epoch=info["epoch_fraction"], ticket_epoch_consecutive=info["ticket_epoch_consecutive"],
                      ticket_epoch_window=info["ticket_epoch_window"])
     done = _load_result(run_dir)
+    label = run_label(spec.family, f"{kind} {mode}", seed, ratio)
     if done is not None:  # costs are recomputed from the dense run, so accounting fixes need no retraining
+        announce(f"{label}: reusing the finished run {run_dir.name}")
         return done | extra | {"total_flops": done["train_flops"] + search_flops, "run_dir": str(run_dir)}
     _start(run_dir, params)
     (run_dir / paths.MASK_FILE).write_text(mask.to_json())
@@ -187,8 +195,8 @@ def run_pruned(cfg: ExperimentConfig, spec: FamilySpec, data: Data, dense: dict,
     if epochs == 0:
         result, model = None, model.to(pick_device(cfg.device))
     else:
-        result = train(model, data.train, _train_config(cfg, spec, seed, epochs, checks=False), data.val,
-                       checkpoint_dir=run_dir)
+        result = train(model, data.train, replace(_train_config(cfg, spec, seed, epochs, checks=False),
+                                                  description=label), data.val, checkpoint_dir=run_dir)
         model = result.model
     record = _finish(run_dir, model, result, data, spec, extra, cfg.effective_precision)
     record["total_flops"] = record["train_flops"] + search_flops

@@ -281,6 +281,28 @@ def test_taylor_scores_use_the_step_gradients(tmp_path):
     assert cb.ticket_step == 4 and cb.mask.meta["criterion"] == "taylor"
 
 
+def test_taylor_scores_use_the_running_gradient_sum(tmp_path):
+    """As in the study: Taylor masks come from the gradient summed over every optimizer step so far."""
+    class Grads(T.TrainerCallback):
+        def __init__(self):
+            self.total = {}
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            for n, p in model.named_parameters():
+                if p.grad is not None:
+                    self.total[n] = self.total.get(n, 0) + p.grad.detach().clone()
+
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=5), train_dataset=text_data())
+    cb = add_early_bird(trainer, ratio=0.3, threshold=0.0, window=3, check_every_steps=2, action="save_mask",
+                        criterion="taylor")
+    grads = Grads()
+    trainer.add_callback(grads)
+    trainer.train()
+    assert len(cb.detector.history) == 2 and set(cb.watch.grad_sum) == set(grads.total)
+    for name, total in grads.total.items():
+        torch.testing.assert_close(cb.watch.grad_sum[name], total)
+
+
 def test_masks_differing_across_ranks_raise(tmp_path, monkeypatch):
     import ebcore.hf.trainer_plumbing as plumbing
     monkeypatch.setattr(plumbing, "_gather", lambda value: [value, "something else"])
