@@ -24,6 +24,11 @@ planned with fewer checks than the rule needs (`window`; 2 for the consecutive r
 train begin (logger "ebcore.hf"). Drawing masks leaves the RNG stream untouched (a run with checks trains exactly
 like one without, until it prunes).
 
+Criterion. "magnitude" (default) scores weights only: right for training from scratch, but on a pretrained
+model the masks barely move, so the ticket is the pretrained model's one-shot mask. "taylor" (fine-tuning,
+the study's choice; needs `check_every_steps`) scores |weight x gradient summed over every optimizer step
+so far|; the sum is not checkpointed and restarts on resume.
+
 Caveats. The optimizer is rebuilt with the Trainer's `create_optimizer`, so an optimizer instance passed
 as `Trainer(optimizers=...)` is replaced by one built from the TrainingArguments (or
 `optimizer_cls_and_kwargs`). With `load_best_model_at_end`, a best checkpoint saved before pruning

@@ -144,7 +144,8 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
                            "step %d; threshold %g, window %d): the model was not %s", self.ratio,
                            len(self.detector.history), state.global_step, self.detector.threshold,
                            self.detector.window, "pruned" if self.action == "prune" else "changed")
-        log_metrics(self._trainer, state, control, {"eb/ticket_found": int(found), "eb/checks": len(self.detector.history)})
+        log_metrics(self._trainer, state, control,
+                    {"eb/ticket_found": int(found), "eb/checks": len(self.detector.history)})
 
     def _warn_if_too_few_checks(self, state: TrainerState) -> None:
         """A warning at train begin when the run as planned cannot reach a ticket: fewer checks than the

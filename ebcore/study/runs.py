@@ -27,7 +27,7 @@ from .retrain import MODES, MaskSources, retrain_epochs, run_mask, search_kind
 from .specs import FamilySpec
 from .splits import Data
 from .train import CHECKPOINT_NAME, TrainConfig, TrainResult, evaluate, pick_device, train
-from .watching import EarlyBirdWatch, ticket_lines
+from .watching import EarlyBirdWatch, ticket_summary
 
 RULES = ("consecutive", "window")  # the study's rule (window 2) and Early-Bird's (window `cfg.window`)
 
@@ -105,7 +105,7 @@ def run_dense(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int) ->
     done = _load_result(run_dir)
     label = run_label(spec.family, "dense", seed)
     if done is not None:
-        announce(f"{label}: reusing the finished run {run_dir.name}; " + "; ".join(ticket_lines(done["watch"], cfg.rule)))
+        announce(f"{label}: reusing the finished run {run_dir.name}; {ticket_summary(done['watch'], cfg.rule)}")
         return done | {"run_dir": str(run_dir)}
     _start(run_dir, params)
     windows = {"consecutive": 2, "window": cfg.window}
@@ -126,7 +126,7 @@ def run_dense(cfg: ExperimentConfig, spec: FamilySpec, data: Data, seed: int) ->
     record = _finish(run_dir, result.model, result, data, spec, extra, cfg.effective_precision)
     record["scoring_flops"] = scoring * len(watch.check_samples)
     record["total_flops"] = record["train_flops"] + record["scoring_flops"]
-    announce(f"{label}: " + "; ".join(ticket_lines(state, cfg.rule)))
+    announce(f"{label}: {ticket_summary(state, cfg.rule)}")
     return _write_result(run_dir, record)
 
 

@@ -111,9 +111,10 @@ class EarlyBirdWatch(Callback):
         self.search_seconds, self.elapsed = state["search_seconds"], state["elapsed"]
 
 
-def ticket_lines(watch_state: dict, rule: str) -> list[str]:
-    """One line per watched ratio from a watch's `state_dict()` (as a dense run's record holds it): where
-    the `rule` detector's ticket appeared ("ticket at p=0.3, epoch 3, distance 0.081") or that none did."""
+def ticket_summary(watch_state: dict, rule: str) -> str:
+    """From a watch's `state_dict()` (as a dense run's record holds it), per watched ratio: where the
+    `rule` detector's ticket appeared ("ticket at p=0.3 (consecutive rule), epoch 3, distance 0.081") or
+    that none did; "; " between ratios."""
     det = EarlyBirdDetector.from_state_dict(watch_state["detectors"][rule])
     lines = []
     for ratio in det.ratios:
@@ -123,7 +124,7 @@ def ticket_lines(watch_state: dict, rule: str) -> list[str]:
         else:
             epoch = watch_state["check_epochs"][t.check_index]
             lines.append(f"ticket at p={ratio:g} ({rule} rule), epoch {epoch:.3g}, distance {t.distance:.3g}")
-    return lines
+    return "; ".join(lines)
 
 
 def _untie(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -10,7 +10,7 @@ import torch
 from ebcore.study import progress
 from ebcore.study.data import DictDataset
 from ebcore.study.train import TrainConfig, train
-from ebcore.study.watching import ticket_lines
+from ebcore.study.watching import ticket_summary
 from ebcore.detector import EarlyBirdDetector
 from ebcore.tiny import tiny_model
 
@@ -44,7 +44,8 @@ def test_leaving_bar_shows_its_end_once(monkeypatch):
 def test_training_bars_name_the_run(monkeypatch, capsys):
     monkeypatch.setenv("EBCORE_PROGRESS", "lines")
     g = torch.Generator().manual_seed(0)
-    data = DictDataset(pixel_values=torch.randn(32, 1, 16, 16, generator=g), labels=torch.randint(0, 10, (32,), generator=g))
+    data = DictDataset(pixel_values=torch.randn(32, 1, 16, 16, generator=g),   # (32, 1, 16, 16)
+                       labels=torch.randint(0, 10, (32,), generator=g))
     label = progress.run_label("vit", "early_bird continue", 1, 0.3)
     assert label == "vit early_bird continue p=0.3 seed 1"
     train(tiny_model("vit"), data, TrainConfig(epochs=2, batch_size=8, device="cpu", description=label))
@@ -58,8 +59,27 @@ def test_ticket_lines_and_announce(capsys):
     for at in (1, 2, 3):
         det.check(model, at=at)   # the same weights: distance 0, a ticket at the second check
     state = {"detectors": {"consecutive": det.state_dict()}, "check_epochs": [1.0, 2.0, 3.0]}
-    lines = ticket_lines(state, "consecutive")
-    assert lines == ["ticket at p=0.3 (consecutive rule), epoch 2, distance 0",
-                     "ticket at p=0.5 (consecutive rule), epoch 2, distance 0"]
-    progress.announce("vit dense seed 1: " + lines[0])
+    text = ticket_summary(state, "consecutive")
+    assert text == ("ticket at p=0.3 (consecutive rule), epoch 2, distance 0; "
+                    "ticket at p=0.5 (consecutive rule), epoch 2, distance 0")
+    one = EarlyBirdDetector(ratios=(0.3,), threshold=0.2, window=2)
+    one.check(model, at=1)
+    assert ticket_summary({"detectors": {"window": one.state_dict()}, "check_epochs": [1.0]}, "window") == \
+        "no ticket at p=0.3 (window rule) in 1 checks"
+    progress.announce("vit dense seed 1: " + text.split("; ")[0])
     assert capsys.readouterr().out == "vit dense seed 1: ticket at p=0.3 (consecutive rule), epoch 2, distance 0\n"
+
+
+def test_pipeline_announces_tickets_and_reused_runs(tmp_path, capsys):
+    from ebcore.study.experiment import ExperimentConfig, run_experiment
+    cfg = ExperimentConfig("vit", profile="ci", epochs=3, ratios=(0.3,), controls=(), modes=("continue",),
+                           threshold=1.0, runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "r"),
+                           progress=False)
+    run_experiment(cfg)
+    first = capsys.readouterr().out
+    assert "vit dense seed 0: ticket at p=0.3 (consecutive rule), epoch 2, distance" in first
+    assert "reusing" not in first
+    run_experiment(cfg)
+    second = capsys.readouterr().out
+    assert "vit dense seed 0: reusing the finished run dense-" in second and "ticket at p=0.3" in second
+    assert "vit early_bird continue p=0.3 seed 0: reusing the finished run" in second
