@@ -19,8 +19,15 @@ has acted (for "save_mask": until every watched ratio has its ticket). Each chec
 `eb/distance@<ratio>` (largest distance from the new mask to the window, once the window is full) and
 `eb/consecutive@<ratio>` through `trainer.log`, so every reporter and `trainer.state.log_history` see
 them; the ticket adds `eb/ticket_step` (and `eb/ticket_step@<ratio>` per ratio), pruning `eb/params`
-and `eb/param_ratio`. Drawing masks leaves the RNG stream untouched (a run with checks trains exactly
+and `eb/param_ratio`; train end logs `eb/ticket_found` (1 or 0) and, without a ticket, a warning. A run
+planned with fewer checks than the rule needs (`window`; 2 for the consecutive rule) is warned about at
+train begin (logger "ebcore.hf"). Drawing masks leaves the RNG stream untouched (a run with checks trains exactly
 like one without, until it prunes).
+
+Criterion. "magnitude" (default) scores weights only: right for training from scratch, but on a pretrained
+model the masks barely move, so the ticket is the pretrained model's one-shot mask. "taylor" (fine-tuning,
+the study's choice; needs `check_every_steps`) scores |weight x gradient summed over every optimizer step
+so far|; the sum is not checkpointed and restarts on resume.
 
 Caveats. The optimizer is rebuilt with the Trainer's `create_optimizer`, so an optimizer instance passed
 as `Trainer(optimizers=...)` is replaced by one built from the TrainingArguments (or
@@ -46,11 +53,16 @@ given a model of the pruned structure first:
     trainer.train(resume_from_checkpoint=ckpt)
 
 This works with either value of `TrainingArguments.restore_callback_states_from_checkpoint`.
+`prepare_resume` also loads the checkpoint's weights itself, by name and shape (`checkpoint_weights`):
+transformers 5 saves ViT and Swin under old key names that `Trainer`'s own non-strict load skips silently
+(32 of ViT's 40 tensors would stay as initialised, even in a dense run); a `CheckpointError` names any
+tensor left unmatched or of the wrong shape, and at train begin the callback checks that every tensor
+equals the checkpoint's. Use `prepare_resume` for dense resumes too.
 (`save_pretrained` output of a pruned model cannot be reloaded by `from_pretrained`: sizes mismatch.
 Use `ebcore.io.save_pruned` / `load_pruned` for the final model.)
 
 Layout: `callback` (the callback), `trainer_plumbing` (DDP ranks, wrappers, optimizer and scheduler
-rebuild, logging), `resume` (checkpoints); the watching itself is `ebcore.watch.TicketWatch`.
+rebuild, logging), `resume` (checkpoints), `checkpoint_weights` (exact weight loading); the watching itself is `ebcore.watch.TicketWatch`.
 """
 from __future__ import annotations
 

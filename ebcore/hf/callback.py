@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ..files import atomic_write_text
 from ..masks import Mask, check_ratio
 from ..watch import DetectorUpdate, TicketWatch
 from .checkpoint_state import CheckpointState
+from .checkpoint_weights import PREPARED, verify_checkpoint_weights
 from .trainer_plumbing import (TrainerLink, check_masks_agree, check_prunable_setup, log_metrics,
                                make_prunable_in_trainer, prepare_model_at_attach, prune_in_trainer)
 
@@ -38,7 +40,8 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
         ratios: ratios the detector watches (their distances are logged); `ratio` is always among them.
         threshold: mask-distance threshold; None (default): the family's, from `ebcore.defaults` (0.1 for
             ViT/Swin, 0.01 for GPT-2/RoBERTa/BERT, the study's), resolved when training begins.
-        window, scope, criterion, distance: passed to `EarlyBirdDetector`.
+        window, scope, criterion, distance: passed to `EarlyBirdDetector`. "taylor" (for fine-tuning a
+            pretrained model) scores with the gradient summed over every optimizer step so far.
         check_every_steps: check every N optimizer steps; None = at every epoch end.
         action: "stop", "save_mask" or "prune" (see the `ebcore.hf` docstring).
         mask_file: file name of the ticket mask under `args.output_dir`.
@@ -61,7 +64,10 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
         self._family_threshold = threshold is None  # resolved from the model in on_train_begin
         self.detector = EarlyBirdDetector(ratios=self.ratios, threshold=0.1 if threshold is None else threshold,
                                           window=window, scope=scope, criterion=criterion, distance=distance)
-        self.watch = TicketWatch({"detector": self.detector}, every_steps=self.check_every_steps)
+        # Taylor: scores from the gradient summed over every step so far, as the study does (one batch's
+        # gradient is too noisy for masks to settle); the sum restarts on resume (it is not checkpointed).
+        self.watch = TicketWatch({"detector": self.detector}, every_steps=self.check_every_steps,
+                                 sum_gradients=criterion == "taylor")
         self.ticket_step: int | None = None     # global step at which the ticket at `ratio` appeared
         self.ticket_mask: dict | None = None    # Mask.to_dict() of that ticket
         self.pruned_step: int | None = None     # global step at which the model was pruned
@@ -126,12 +132,57 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
             self._warned_unattached = True
             logger.warning("EarlyBirdCallback is not attached to its Trainer: distances go to state.log_history "
                            "only; use add_early_bird(trainer, ...) so that every reporter sees them")
+        self._check_resumed_weights(state, model)
+        if state.is_world_process_zero:
+            self._warn_if_too_few_checks(state)
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        found = self.ticket_step is not None
+        if not found and state.is_world_process_zero:
+            logger.warning("EarlyBirdCallback: no early-bird ticket at ratio %g after %d checks (training ended at "
+                           "step %d; threshold %g, window %d): the model was not %s", self.ratio,
+                           len(self.detector.history), state.global_step, self.detector.threshold,
+                           self.detector.window, "pruned" if self.action == "prune" else "changed")
+        log_metrics(self._trainer, state, control,
+                    {"eb/ticket_found": int(found), "eb/checks": len(self.detector.history)})
+
+    def _warn_if_too_few_checks(self, state: TrainerState) -> None:
+        """A warning at train begin when the run as planned cannot reach a ticket: fewer checks than the
+        rule needs (`window` checks: 2 for the consecutive rule)."""
+        if self.ticket_step is not None or self.pruned:
+            return
+        planned = planned_checks(state, self.check_every_steps) + len(self.detector.history)
+        needed = self.detector.window
+        if planned < needed:
+            when = (f"every {self.check_every_steps} steps of {state.max_steps}" if self.check_every_steps
+                    else f"at the end of each of {state.num_train_epochs} epochs")
+            logger.warning("EarlyBirdCallback: this run allows %d checks (%s), but a ticket needs %d (window %d): "
+                           "no ticket can be found; lower check_every_steps or train longer", planned, when, needed,
+                           needed)
+
+    def _check_resumed_weights(self, state: TrainerState, model: nn.Module) -> None:
+        """After the Trainer loaded a checkpoint: every tensor must equal the checkpoint's (prepare_resume
+        loaded them by name and shape); without prepare_resume, a warning."""
+        if self._trainer is not None and self._trainer in PREPARED:
+            checkpoint = PREPARED.pop(self._trainer)
+            n = verify_checkpoint_weights(model, checkpoint)
+            logger.info("EarlyBirdCallback: all %d model tensors equal those of %s", n, checkpoint)
+        elif state.global_step > 0 and self._trainer is not None:
+            logger.warning("EarlyBirdCallback: training resumes at step %d without prepare_resume: transformers "
+                           "may leave renamed weights (ViT, Swin) un-loaded; call ckpt = prepare_resume(trainer, "
+                           "checkpoint) before trainer.train(resume_from_checkpoint=ckpt)", state.global_step)
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                               model: nn.Module | None = None, **kwargs: Any) -> None:
-        # Taylor scores need this step's gradients, which are gone by on_step_end.
-        if (self.detector.criterion == "taylor" and model is not None and self._checking()
-                and self.watch.due_after_step(state.global_step + 1)):
+        # Taylor scores need this step's gradients (added to the running sum), which are gone by on_step_end.
+        if self.detector.criterion != "taylor" or model is None:
+            return
+        if not self._checking():
+            self.watch.grad_sum = {}
+            return
+        self.watch.accumulate_gradients(model)
+        if self.watch.due_after_step(state.global_step + 1):
             self._pending = self.watch.draw(model)
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
@@ -190,6 +241,13 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
 def add_early_bird(trainer: Trainer, **kwargs: Any) -> EarlyBirdCallback:
     """Create an `EarlyBirdCallback(**kwargs)`, attach it to `trainer` and return it."""
     return EarlyBirdCallback(**kwargs).attach(trainer)
+
+
+def planned_checks(state: TrainerState, every_steps: int | None) -> int:
+    """How many checks the rest of the run (from `state.global_step` to `state.max_steps`) holds."""
+    if every_steps:
+        return state.max_steps // every_steps - state.global_step // every_steps
+    return max(0, math.ceil(state.num_train_epochs or 0) - math.floor(state.epoch or 0))
 
 
 def model_structure(model: nn.Module) -> list[tuple[int, int]]:

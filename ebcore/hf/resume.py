@@ -16,6 +16,7 @@ from ..errors import MaskMismatchError
 from ..masks import Mask
 from ..surgery import prune_model
 from .callback import EarlyBirdCallback, model_structure
+from .checkpoint_weights import PREPARED, load_checkpoint_weights
 
 logger = logging.getLogger("ebcore.hf")
 
@@ -47,8 +48,11 @@ def prepare_resume(trainer: Trainer, checkpoint: str | os.PathLike | bool = True
 
     Restores the attached EarlyBirdCallback's detector history, ticket and pruning record from the
     checkpoint, and if the run had pruned, prunes `trainer.model` (a freshly built dense model) with the
-    saved ticket mask, so that the Trainer can then load the checkpoint's weights into it. `True`
-    means the last checkpoint in `args.output_dir`. Idempotent.
+    saved ticket mask; then loads the checkpoint's weights into it by name and shape (transformers 5
+    saves ViT and Swin under old key names that `Trainer`'s own non-strict load skips silently), with a
+    `CheckpointError` if any tensor is unmatched or of the wrong shape. The callback checks at train
+    begin that every tensor still equals the checkpoint's. `True` means the last checkpoint in
+    `args.output_dir`. Idempotent.
     """
     if checkpoint is True:
         checkpoint = get_last_checkpoint(trainer.args.output_dir)
@@ -62,7 +66,7 @@ def prepare_resume(trainer: Trainer, checkpoint: str | os.PathLike | bool = True
     if entry is None:
         logger.warning("%s holds no EarlyBirdCallback state: the run that wrote it had no callback; "
                        "the detector starts afresh", checkpoint)
-        return checkpoint
+        return _load_weights(trainer, checkpoint)
     cb.load_state(entry)
     if cb.pruned:
         mask = Mask.from_dict(cb.ticket_mask)
@@ -77,4 +81,12 @@ def prepare_resume(trainer: Trainer, checkpoint: str | os.PathLike | bool = True
                            "parameters); the Trainer builds new ones and loads their checkpoint state")
             trainer.optimizer, trainer.lr_scheduler = None, None
         trainer.model_wrapped = trainer.model
+    return _load_weights(trainer, checkpoint)
+
+
+def _load_weights(trainer: Trainer, checkpoint: str) -> str:
+    """Load `checkpoint`'s weights into `trainer.model` exactly and remember it for the train-begin check."""
+    n = load_checkpoint_weights(trainer.model, checkpoint)
+    PREPARED[trainer] = checkpoint
+    logger.info("prepare_resume: loaded all %d model tensors of %s by name and shape", n, checkpoint)
     return checkpoint

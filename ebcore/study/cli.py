@@ -199,7 +199,7 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
         return 0
     check_kernel()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    os.environ.setdefault("EBCORE_PROGRESS", "text")  # inherited by the kernels: text bars, in the log too
+    os.environ.setdefault("EBCORE_PROGRESS", "lines")  # inherited by the kernels: a line per redraw, for the log
     status = run_notebooks(notebooks, args.profile, params, results_dir=Path(params["results_dir"]),
                            out_dirs={nb: s.results_path() for nb, s in settings.items()})
     failed = [nb for nb, st in status.items() if st != "ok"]

@@ -111,6 +111,22 @@ class DenseRunWatch(Callback):
         self.search_seconds, self.elapsed = state["search_seconds"], state["elapsed"]
 
 
+def ticket_summary(watch_state: dict, rule: str) -> str:
+    """From a watch's `state_dict()` (as a dense run's record holds it), per watched ratio: where the
+    `rule` detector's ticket appeared ("ticket at p=0.3 (consecutive rule), epoch 3, distance 0.081") or
+    that none did; "; " between ratios."""
+    det = EarlyBirdDetector.from_state_dict(watch_state["detectors"][rule])
+    lines = []
+    for ratio in det.ratios:
+        t = det.ticket(ratio)
+        if t is None:
+            lines.append(f"no ticket at p={ratio:g} ({rule} rule) in {len(det.history)} checks")
+        else:
+            epoch = watch_state["check_epochs"][t.check_index]
+            lines.append(f"ticket at p={ratio:g} ({rule} rule), epoch {epoch:.3g}, distance {t.distance:.3g}")
+    return "; ".join(lines)
+
+
 def _untie(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """safetensors refuses shared storage (tied embeddings): clone duplicates."""
     seen, out = set(), {}

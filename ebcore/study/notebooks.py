@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -18,6 +19,11 @@ from .paths import relative_to_repo, repo_root
 from .scrub import scrub_notebook
 
 KERNEL = "ebcore"
+# What the log shows of a running notebook: its printed output (stdout, stderr: progress lines, warnings)
+# only. papermill's `log_output` would also log every display's text/plain ("<IPython.core.display.
+# Markdown object>", "<Figure size 640x480 with 1 Axes>"). The kernel's own start-up warning ("Kernel is
+# running over TCP without encryption", ipykernel 7 on a local kernel) is silenced by its log level.
+LOG_KWARGS: dict[str, Any] = {"log_output": False, "extra_arguments": ["--IPKernelApp.log_level=ERROR"]}
 TIMINGS_COLUMNS = ("notebook", "profile", "seconds", "status")
 NOTEBOOK_OF = {name: fam.notebook for name, fam in FAMILIES.items()}   # family -> notebook
 FAMILY_OF = {nb: fam for fam, nb in NOTEBOOK_OF.items()}
@@ -109,7 +115,8 @@ def run_notebooks(notebooks: Sequence[str], profile: str, parameters: Mapping[st
         start = time.perf_counter()
         try:
             execute(str(source), str(running), parameters={"profile": profile, **params}, kernel_name=KERNEL,
-                    cwd=str(root / "notebooks"), progress_bar=True, log_output=True)
+                    cwd=str(root / "notebooks"), progress_bar=True, stdout_file=sys.stdout, stderr_file=sys.stderr,
+                    **LOG_KWARGS)
         except Exception as err:  # noqa: BLE001 - any failure of a notebook is reported, the others go on
             seconds = time.perf_counter() - start
             status[nb] = "FAILED"

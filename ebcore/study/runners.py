@@ -7,6 +7,7 @@ accounting fixes need no retraining; an interrupted one resumes from its checkpo
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,11 +22,12 @@ from . import paths
 from .config import Settings
 from .costs import measure_model, scoring_flops
 from .families import build_model
+from .dense_watch import DenseRunWatch, ticket_summary
 from .kinds import MODES, RUN_KINDS, MaskSources, retrain_epochs
+from .progress import announce, run_label
 from .specs import FamilySpec
 from .splits import Data
 from .train import CHECKPOINT_NAME, TrainConfig, TrainResult, evaluate, pick_device, train
-from .dense_watch import DenseRunWatch
 
 RULES = ("consecutive", "window")  # the study's rule (window 2) and Early-Bird's (window `Settings.window`)
 
@@ -112,7 +114,9 @@ def run_dense(s: Settings, data: Data, seed: int, redo: bool = False) -> dict:
               "precision": s.precision, "align": s.align}
     run_dir = paths.dense_run_folder(s.seed_dir(seed), params)
     done = _load_result(run_dir, redo)
+    label = run_label(spec.family, "dense", seed)
     if done is not None:
+        announce(f"{label}: reusing the finished run {run_dir.name}; {ticket_summary(done['watch'], s.rule)}")
         return done | {"run_dir": str(run_dir), "reused": True}
     _start(run_dir, params)
     windows = {"consecutive": 2, "window": s.window}
@@ -122,7 +126,8 @@ def run_dense(s: Settings, data: Data, seed: int, redo: bool = False) -> dict:
     watch = DenseRunWatch(detectors, s.rule, run_dir / paths.TICKETS_DIR, s.check_every_steps,
                            train_size=len(data.train), batch_size=spec.train.batch_size)
     model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
-    result = train(model, data.train, _train_config(s, seed), data.val, [watch], checkpoint_dir=run_dir)
+    result = train(model, data.train, replace(_train_config(s, seed), description=label), data.val, [watch],
+                   checkpoint_dir=run_dir)
     elements = scored_weight_elements(result.model)
     scoring = scoring_flops(s.criterion, elements)
     state = watch.state_dict()
@@ -132,6 +137,7 @@ def run_dense(s: Settings, data: Data, seed: int, redo: bool = False) -> dict:
     record = _finish(run_dir, result.model, result, data, spec, extra, s.precision)
     record["scoring_flops"] = scoring * len(watch.check_samples)
     record["total_flops"] = record["train_flops"] + record["scoring_flops"]
+    announce(f"{label}: {ticket_summary(state, s.rule)}")
     return _write_result(run_dir, record)
 
 
@@ -179,7 +185,9 @@ def run_pruned(s: Settings, data: Data, dense: dict, kind: str, mode: str, ratio
                      ticket_epoch=info["epoch_fraction"], ticket_epoch_consecutive=info["ticket_epoch_consecutive"],
                      ticket_epoch_window=info["ticket_epoch_window"])
     done = _load_result(run_dir, redo)
+    label = run_label(spec.family, f"{kind} {mode}", seed, ratio)
     if done is not None:  # costs are recomputed from the dense run, so accounting fixes need no retraining
+        announce(f"{label}: reusing the finished run {run_dir.name}")
         return done | extra | {"total_flops": done["train_flops"] + search_flops, "run_dir": str(run_dir),
                               "reused": True}
     _start(run_dir, params)
@@ -196,8 +204,8 @@ def run_pruned(s: Settings, data: Data, dense: dict, kind: str, mode: str, ratio
     if epochs == 0:
         result, model = None, model.to(pick_device(s.device))
     else:
-        result = train(model, data.train, _train_config(s, seed, epochs, checks=False), data.val,
-                       checkpoint_dir=run_dir)
+        result = train(model, data.train, replace(_train_config(s, seed, epochs, checks=False), description=label),
+                       data.val, checkpoint_dir=run_dir)
         model = result.model
     record = _finish(run_dir, model, result, data, spec, extra, s.precision)
     record["total_flops"] = record["train_flops"] + search_flops

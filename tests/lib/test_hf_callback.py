@@ -93,7 +93,8 @@ def losses(trainer: T.Trainer) -> list[tuple[int, float]]:
 
 
 def eb_logs(trainer: T.Trainer) -> list[dict]:
-    return [h for h in trainer.state.log_history if any(k.startswith("eb/") for k in h)]
+    """The rows the checks logged (not the train-end row, which holds eb/ticket_found)."""
+    return [h for h in trainer.state.log_history if any(k.startswith("eb/") for k in h) and "eb/ticket_found" not in h]
 
 
 # --- construction ---------------------------------------------------------------------------------
@@ -290,12 +291,61 @@ def test_unattached_gpt2_and_second_callback_are_refused(tmp_path):
         add_early_bird(trainer, ratio=0.1)
 
 
+@pytest.mark.parametrize("max_steps,every,window,planned", [(3, 5, 2, 0), (5, 2, 3, 2), (5, 2, 2, 2)])
+def test_too_few_checks_warn_and_no_ticket_is_logged(tmp_path, caplog, max_steps, every, window, planned):
+    """A run too short for the rule (window checks) says so at train begin; one without a ticket says so at
+    train end (a warning and eb/ticket_found=0), instead of ending silently."""
+    import logging
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=max_steps), train_dataset=text_data())
+    cb = add_early_bird(trainer, ratio=0.3, threshold=1.0, window=window, check_every_steps=every, action="prune")
+    with caplog.at_level(logging.WARNING, logger="ebcore.hf"):
+        trainer.train()
+    messages = [r.getMessage() for r in caplog.records if r.name == "ebcore.hf"]
+    found = cb.ticket_step is not None
+    assert found == (planned >= window)
+    assert any(f"allows {planned} checks" in m for m in messages) == (planned < window)
+    assert any("no early-bird ticket" in m for m in messages) == (not found)
+    end = [h for h in trainer.state.log_history if "eb/ticket_found" in h]
+    assert len(end) == 1 and end[0]["eb/ticket_found"] == int(found) and end[0]["eb/checks"] == planned
+
+
+def test_too_few_epoch_end_checks_warn(tmp_path, caplog):
+    import logging
+    trainer = T.Trainer(model=tiny_vit(), args=make_args(tmp_path, num_train_epochs=1), train_dataset=image_data())
+    add_early_bird(trainer, ratio=0.5, threshold=1.0, window=2, action="save_mask")
+    with caplog.at_level(logging.WARNING, logger="ebcore.hf"):
+        trainer.train()
+    assert any("allows 1 checks (at the end of each of 1 epochs)" in r.getMessage() for r in caplog.records)
+
+
 def test_taylor_scores_use_the_step_gradients(tmp_path):
     trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=20), train_dataset=text_data())
     cb = add_early_bird(trainer, ratio=0.3, threshold=1.0, window=2, check_every_steps=2, action="stop",
                         criterion="taylor")
     trainer.train()
     assert cb.ticket_step == 4 and cb.mask.meta["criterion"] == "taylor"
+
+
+def test_taylor_scores_use_the_running_gradient_sum(tmp_path):
+    """As in the study: Taylor masks come from the gradient summed over every optimizer step so far."""
+    class Grads(T.TrainerCallback):
+        def __init__(self):
+            self.total = {}
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            for n, p in model.named_parameters():
+                if p.grad is not None:
+                    self.total[n] = self.total.get(n, 0) + p.grad.detach().clone()
+
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=5), train_dataset=text_data())
+    cb = add_early_bird(trainer, ratio=0.3, threshold=0.0, window=3, check_every_steps=2, action="save_mask",
+                        criterion="taylor")
+    grads = Grads()
+    trainer.add_callback(grads)
+    trainer.train()
+    assert len(cb.detector.history) == 2 and set(cb.watch.grad_sum) == set(grads.total)
+    for name, total in grads.total.items():
+        torch.testing.assert_close(cb.watch.grad_sum[name], total)
 
 
 def test_masks_differing_across_ranks_raise(tmp_path, monkeypatch):

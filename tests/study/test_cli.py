@@ -170,7 +170,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 def _fake_execute(fail: bool, write_partial: bool = True):
     def execute(input_path, output_path, parameters, **kw):
-        assert kw["kernel_name"] == "ebcore" and kw["progress_bar"] and kw["log_output"]
+        assert kw["kernel_name"] == "ebcore" and kw["progress_bar"] and kw["stdout_file"] and kw["stderr_file"]
         assert Path(kw["cwd"]).name == "notebooks"
         if write_partial:
             Path(output_path).write_text(json.dumps({"cells": [{"cell_type": "code", "source": "", "metadata": {},

@@ -23,6 +23,7 @@ class TrainConfig:
     ``device``: ``None``/``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     ``eval_batch_size``: defaults to ``batch_size``.
     ``precision``: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA only); see :mod:`ebcore.study.precision`.
+    ``description``: what the progress bars name the run by (family, run, seed, ratio); no effect on training.
     """
 
     epochs: int
@@ -38,6 +39,7 @@ class TrainConfig:
     progress: bool = True
     device: str | None = None
     precision: str = "fp32"
+    description: str = ""
 
     def __post_init__(self) -> None:
         def is_int(x: Any) -> bool:
@@ -75,6 +77,8 @@ class TrainConfig:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         elif self.precision == "fp16" and self.device == "cpu":
             problems.append("precision='fp16' needs a CUDA device but device='cpu': use precision='bf16' or 'fp32' on CPU")
+        if not isinstance(self.description, str):
+            problems.append(f"description must be a string, got {self.description!r}")
         if problems:
             raise ValueError("Invalid TrainConfig: " + "; ".join(problems))
         # Plain python numbers, so the config stores cleanly in checkpoints.

@@ -179,8 +179,9 @@ def train(
 
     cumulative = state.history[-1]["cumulative_seconds"] if state.history else 0.0
     fire("on_train_start")
+    label = f"{config.description}: " if config.description else ""
     epoch_bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
-                     desc="epochs", disable=not config.progress)
+                     desc=f"{label}epochs", disable=not config.progress)
     for epoch in epoch_bar:
         if state.stop_training:
             break
@@ -191,7 +192,8 @@ def train(
                             **loader_kwargs)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         seen, steps, last_lr = 0, 0, state.optimizer.param_groups[0]["lr"]
-        step_bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not config.progress)
+        step_bar = tqdm(loader, desc=f"{label}epoch {epoch + 1}/{config.epochs}", leave=False,
+                        disable=not config.progress)
         for batch in step_bar:
             batch = _to_device(batch, device)
             last_lr = state.optimizer.param_groups[0]["lr"]
@@ -202,7 +204,7 @@ def train(
             loss_sum += loss.detach().double() * n
             seen += n
             if config.progress and state.global_step % 20 == 0:
-                step_bar.set_postfix(loss=f"{loss.item():.4f}")
+                step_bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             fire("on_step_end")
             if config.check_every_steps and state.global_step % config.check_every_steps == 0:
                 fire("on_check")
@@ -226,7 +228,7 @@ def train(
             "cumulative_seconds": cumulative,
             "step": state.global_step,
         })
-        epoch_bar.set_postfix(loss=f"{state.history[-1]['train_loss']:.4f}",
+        epoch_bar.set_postfix(loss=f"{state.history[-1]['train_loss']:.4f}", refresh=False,  # shown with the count
                               **({"val_acc": f"{state.last_eval['accuracy']:.3f}"} if state.last_eval else {}))
         fire("on_epoch_end")
         if ckpt_path is not None and finished_epoch:
