@@ -2,6 +2,7 @@
 
     mask = ebcore.draw_mask(model, 0.3)          # score heads/FFN channels and draw a 30% mask
     ebcore.prune_model(model, mask)              # remove them (verified); rebuild the optimizer after
+    ebcore.prune_with_optimizer(model, mask, opt)  # or: prune and carry AdamW's state (sliced) into `opt`
 
 Structured masks over attention heads and FFN channels, an early-bird ticket detector, verified
 physical pruning through Torch-Pruning's dependency graph, and saving/loading of pruned models.
@@ -22,6 +23,7 @@ from .masks import LayerMask, Mask, draw_mask, mask_distance, mask_from_scores, 
 from .scores import Scores, score_model
 from .measure import count_parameters
 from .surgery import PruneReport, apply_soft_mask, prune_model, soft_masked
+from .optim_state import ParameterSlices, prune_with_optimizer
 
 __version__ = "0.1.0"
 
@@ -31,5 +33,5 @@ __all__ = [
     "InvalidRatioError", "MaskMismatchError", "PruningError",
     "UnsupportedModelError", "ModelGraph", "LayerMask", "Mask", "draw_mask", "mask_distance", "mask_from_scores",
     "pairwise_distances", "random_mask", "Scores", "score_model", "PruneReport", "apply_soft_mask",
-    "count_parameters", "prune_model", "soft_masked",
+    "count_parameters", "prune_model", "soft_masked", "ParameterSlices", "prune_with_optimizer",
 ]

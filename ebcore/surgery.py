@@ -27,7 +27,7 @@ from .masks import LayerMask, Mask, as_mask
 from .measure import count_parameters
 
 
-def _check_fits(blocks: list[BlockSpec], mask: Mask) -> None:
+def check_fits(blocks: list[BlockSpec], mask: Mask) -> None:
     current = [(b.num_heads, b.num_channels) for b in blocks]
     if current != mask.structure:
         raise MaskMismatchError(
@@ -76,7 +76,7 @@ def apply_soft_mask(model: nn.Module, mask: Mask) -> list[torch.utils.hooks.Remo
     """
     mask = as_mask(mask)
     blocks = get_adapter(model).blocks(model, allow_conv1d=True)
-    _check_fits(blocks, mask)
+    check_fits(blocks, mask)
     handles = []
     for block, lm in zip(blocks, mask.layers):
         head_keep = torch.zeros(block.num_heads * block.head_dim)
@@ -130,7 +130,7 @@ def _snapshot(blocks: list[BlockSpec]) -> list[dict[str, torch.Tensor]]:
     return snaps
 
 
-def _expected_head_rows(block: BlockSpec, heads: list[int], num_heads: int) -> list[list[int]]:
+def qkv_rows(block: BlockSpec, heads: list[int], num_heads: int) -> list[list[int]]:
     """Output rows of each q/k/v linear that belong to `heads` (fused c_attn: one list over [q|k|v])."""
     rows = head_channels(heads, block.head_dim)
     if block.fused_qkv:
@@ -164,7 +164,7 @@ def _verify_block(block: BlockSpec, lm, snap: dict[str, torch.Tensor], num_heads
         raise PruningError(f"{block.name}: {msg} after pruning; the model does not match the mask.")
     if block.num_heads != len(lm.heads):
         fail(f"{block.num_heads_attr}={block.num_heads}, expected {len(lm.heads)}")
-    for i, (m, rows) in enumerate(zip(block.qkv, _expected_head_rows(block, list(lm.heads), num_heads_before))):
+    for i, (m, rows) in enumerate(zip(block.qkv, qkv_rows(block, list(lm.heads), num_heads_before))):
         idx = torch.as_tensor(rows, device=m.weight.device)
         if not torch.equal(m.weight, snap[f"qkv{i}.weight"].index_select(0, idx)):
             fail(f"q/k/v projection {i} has shape {tuple(m.weight.shape)} or values that are not the kept rows")
@@ -211,7 +211,7 @@ def _prune_model(model: nn.Module, mask: Mask, verify: bool) -> PruneReport:
         raise InvalidArgumentError(f"verify must be True or False, got {describe(verify)}")
     mask.check_not_empty()
     graph = ModelGraph.build(model)  # a fresh graph: index mappings must match the current structure
-    _check_fits(graph.blocks, mask)
+    check_fits(graph.blocks, mask)
     before = graph.structure()
     params_before = count_parameters(model)
     param_state = _snapshot_parameter_state(model)
@@ -222,7 +222,7 @@ def _prune_model(model: nn.Module, mask: Mask, verify: bool) -> PruneReport:
             idxs = head_channels(lm.pruned_heads, block.head_dim)
             group = graph.head_group(block, idxs)
             expected = {(block.o_proj, False): idxs}
-            for m, rows in zip(block.qkv, _expected_head_rows(block, lm.pruned_heads, num_heads)):
+            for m, rows in zip(block.qkv, qkv_rows(block, lm.pruned_heads, num_heads)):
                 expected[(m, True)] = rows
             _check_group(graph, group, expected, f"{block.name} attention-head")
             group.prune()
