@@ -11,6 +11,10 @@ or, when the optimizer is rebuilt after pruning (what the Trainer callback does)
     new_opt = build_optimizer(model)
     new_opt.state.update(slices.slice_state(old_opt.state, model))
 
+or by parameter name, for a model rebuilt since (the study loop's `train(..., optimizer_state=...)`):
+
+    carried = slices.slice_named(named_optimizer_state(old_opt, model_before_prune))
+
 The kept indices come from the mask and the adapter's blocks, the same ones `prune_model` verifies the
 pruned weights against (q/k/v rows of the kept heads, fused GPT-2 c_attn rows per q|k|v part, o_proj
 input columns, fc1 rows and bias, fc2 input columns, Swin's relative_position_bias_table columns), so
@@ -93,26 +97,33 @@ class ParameterSlices:
             value = value.index_select(dim, torch.as_tensor(idx, device=value.device))
         return value if name in self.kept else value.clone()
 
+    def slice_named(self, named: Mapping[str, dict]) -> dict[str, dict]:
+        """Optimizer state by parameter name before the prune (`named_optimizer_state`) -> by name after it,
+        every parameter-shaped tensor sliced to the kept indices (new tensors), scalars such as `step` kept.
+        A parameter whose state holds a tensor of another shape is left out (fresh state), with a warning."""
+        out: dict[str, dict] = {}
+        for name, state in named.items():
+            if name not in self.shapes:
+                raise InvalidArgumentError(f"optimizer state names parameter {name!r}, which the model did not "
+                                           "have before the prune")
+            if state:
+                carried = self._slice_one(name, state)
+                if carried is not None:
+                    out[name] = carried
+        return out
+
     def slice_state(self, old_state: Mapping[Any, dict], model: nn.Module) -> dict[nn.Parameter, dict]:
         """The state of `old_state` (an optimizer's `.state`, keyed by the parameters before the prune)
         moved to `model`'s live parameters, every parameter-shaped tensor sliced to the kept indices."""
         live = dict(model.named_parameters())
-        out: dict[nn.Parameter, dict] = {}
-        for name, old in self.before.items():
-            state = old_state.get(old) if hasattr(old_state, "get") else None
-            if not state or name not in live:
-                continue
-            new = live[name]
-            carried = self._slice_one(name, new, state)
-            if carried is not None:
-                out[new] = carried
-        return out
+        named = {n: old_state[p] for n, p in self.before.items() if n in live and p in old_state}
+        sliced = self.slice_named(named)
+        for name, state in sliced.items():
+            _check_shapes(name, live[name], state)
+        return {live[n]: state for n, state in sliced.items()}
 
-    def _slice_one(self, name: str, new: nn.Parameter, state: dict) -> dict | None:
+    def _slice_one(self, name: str, state: dict) -> dict | None:
         old_shape = self.shapes[name]
-        if name not in self.kept and tuple(new.shape) != old_shape:
-            raise PruningError(f"parameter {name} changed shape {old_shape} -> {tuple(new.shape)} in a way the mask "
-                               "does not describe; its optimizer state cannot be carried")
         carried = {}
         for key, value in state.items():
             if not torch.is_tensor(value) or value.dim() == 0:
@@ -122,7 +133,7 @@ class ParameterSlices:
             else:
                 warnings.warn(f"optimizer state {key!r} of {name} has shape {tuple(value.shape)}, not the "
                               f"parameter's {old_shape}: that parameter restarts with empty optimizer state",
-                              stacklevel=3)
+                              stacklevel=4)
                 return None
         return carried
 
@@ -149,6 +160,21 @@ class ParameterSlices:
                     state[live[name]] = moved[live[name]]
             group["params"] = params
         inner.state = state
+
+
+def named_optimizer_state(optimizer: Any, model: nn.Module) -> dict[str, dict]:
+    """`optimizer`'s state by `model`'s parameter names (the state dicts themselves, not copies): the form
+    `ParameterSlices.slice_named` takes, and that survives rebuilding the model and the optimizer."""
+    state = unwrap_optimizer(optimizer).state
+    return {name: state[p] for name, p in model.named_parameters() if p in state}
+
+
+def _check_shapes(name: str, param: torch.Tensor, state: dict) -> None:
+    for key, value in state.items():
+        if torch.is_tensor(value) and value.dim() > 0 and value.shape != param.shape:
+            raise PruningError(f"parameter {name} has shape {tuple(param.shape)} after the prune, but its sliced "
+                               f"optimizer state {key!r} has {tuple(value.shape)}: the prune changed it in a way "
+                               "the mask does not describe")
 
 
 def prune_with_optimizer(model: nn.Module, mask: Mask, optimizer: Any, verify: bool = True) -> PruneReport:
