@@ -82,8 +82,8 @@ def load_named_state(optimizer: torch.optim.Optimizer, model: nn.Module, named: 
     parameter name (``{"exp_avg": ..., "exp_avg_sq": ..., "step": ...}``), as
     ``ebcore.optim_state.ParameterSlices.slice_named(named_optimizer_state(dense_opt, dense_model))`` gives
     for a model pruned since. Loaded through ``load_state_dict``, so tensors move to each parameter's device
-    and dtype (copies: `named` is never changed); parameters not named keep an empty state. ValueError for an unknown name, a parameter the
-    optimizer does not train, or a tensor whose shape is not its parameter's."""
+    and dtype (copies: `named` is never changed); parameters not named keep an empty state. ValueError for an
+    unknown name, a parameter the optimizer does not train, or a tensor whose shape is not its parameter's."""
     params = dict(model.named_parameters())
     index = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
     state_dict = optimizer.state_dict()
