@@ -34,9 +34,9 @@ from ebcore.study.train import TrainConfig, build_optimizer, lr_factor, warmup_s
 HERE = Path(__file__).resolve().parent
 ARMS = ("carried", "untouched", "fresh")
 SEEDS = {"vit": (0, 1, 2), "bert": (0,)}   # MiniLM: ~1 s per step on 2 shared cores, so one seed by default
-# MiniLM at the ci profile's lr 5e-5 was still at the majority class (val loss 0.69) after its 16 dense steps and
+# ci MiniLM at the ci profile's lr 5e-5 was still at the majority class (val loss 0.69) after its 16 dense steps and
 # 10 steps after the prune, in every arm (seed 0); the cpu profile's 1e-4 (chosen there for the same reason) is used.
-LR = {"bert": 1e-4}
+LR = {("bert", "ci"): 1e-4}
 
 
 def batches(data, batch_size: int, steps: int, seed: int) -> list[dict[str, torch.Tensor]]:
@@ -101,12 +101,12 @@ def arm(name: str, model: nn.Module, opt, mask: eb.Mask, cfg: TrainConfig, total
     return model, opt, continued_schedule(opt, cfg, total, start)
 
 
-def run(family: str, seed: int, post_steps: int, ratio: float) -> tuple[list[dict], list[dict]]:
-    spec = get_spec(family, "ci")
+def run(family: str, seed: int, post_steps: int, ratio: float, profile: str = "ci") -> tuple[list[dict], list[dict]]:
+    spec = get_spec(family, profile)
     data = load_data(spec, seed)
     model = build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed).train()
     t = spec.train
-    lr = LR.get(family, t.lr)
+    lr = LR.get((family, profile), t.lr)
     cfg = TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=lr, weight_decay=t.weight_decay,
                       warmup_fraction=t.warmup_fraction, progress=False, device="cpu")
     dense_steps = t.epochs * -(-len(data.train) // t.batch_size)
@@ -124,9 +124,10 @@ def run(family: str, seed: int, post_steps: int, ratio: float) -> tuple[list[dic
         torch.manual_seed(seed + 1)   # the same dropout draws in every arm
         losses = [step(m, o, s, b, cfg.grad_clip) for b in after]
         val = evaluate(m, data.val)
-        rows += [dict(family=family, seed=seed, arm=name, step=i + 1, train_loss=l) for i, l in enumerate(losses)]
+        rows += [dict(family=family, profile=profile, seed=seed, arm=name, step=i + 1, train_loss=loss)
+                 for i, loss in enumerate(losses)]
         k = min(10, post_steps)
-        summary.append(dict(family=family, seed=seed, arm=name, dense_steps=dense_steps,
+        summary.append(dict(family=family, profile=profile, seed=seed, arm=name, dense_steps=dense_steps,
                             params=eb.count_parameters(m), val_acc_at_prune=val0[1],
                             loss_first10=sum(losses[:k]) / k, loss_last10=sum(losses[-k:]) / k,
                             val_loss=val[0], val_acc=val[1]))
@@ -145,7 +146,7 @@ def plot(df: pd.DataFrame, path: Path) -> None:
             curve = sub[sub["arm"] == name].groupby("step")["train_loss"].mean()
             ax.plot(curve.index, curve.values, color=color, alpha=0.35, lw=1)
             ax.plot(curve.index, curve.rolling(5, min_periods=1).mean().values, color=color, lw=2, label=name)
-        ax.set_title(f"{fam} (ci), p=0.5: mean over {sub['seed'].nunique()} seed(s)")
+        ax.set_title(f"{fam} ({sub['profile'].iloc[0]}), p=0.5: mean over {sub['seed'].nunique()} seed(s)")
         ax.set_xlabel("optimizer step after the prune")
         ax.set_ylabel("train loss (thin: per step, thick: 5-step mean)")
         ax.legend(title="AdamW state")
@@ -159,14 +160,15 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help=f"default per family: {SEEDS}")
     ap.add_argument("--steps", type=int, default=50, help="optimizer steps after the prune")
     ap.add_argument("--ratio", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--profile", default="ci", help="the study profile whose spec sizes model, data and training")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: tiny models on shared cores)")
     ap.add_argument("--out", default=str(HERE / "optimizer_state"), help="prefix of the .csv / _summary.csv / .png")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows, summary = [], []
     for family in args.families:
         for seed in args.seeds or SEEDS[family]:
-            r, s = run(family, seed, args.steps, args.ratio)
+            r, s = run(family, seed, args.steps, args.ratio, args.profile)
             rows += r
             summary += s
             print(pd.DataFrame(s).to_string(index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
