@@ -20,8 +20,8 @@ pruned weights against (q/k/v rows of the kept heads, fused GPT-2 c_attn rows pe
 input columns, fc1 rows and bias, fc2 input columns, Swin's relative_position_bias_table columns), so
 state and weights are sliced identically. Parameters are matched by name: pruning may build new
 `nn.Parameter` objects or give the old ones new data; either way the state ends up keyed by the model's
-live parameters. A parameter whose state holds a tensor of another shape (Adafactor's factored moments)
-restarts with empty state, with a warning.
+live parameters. A pruned parameter whose state holds a tensor of another shape (Adafactor's factored
+moments) restarts with empty state, with a warning; parameters the prune leaves alone keep all their state.
 """
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ class ParameterSlices:
     def slice_named(self, named: Mapping[str, dict]) -> dict[str, dict]:
         """Optimizer state by parameter name before the prune (`named_optimizer_state`) -> by name after it,
         every parameter-shaped tensor sliced to the kept indices (new tensors), scalars such as `step` kept.
-        A parameter whose state holds a tensor of another shape is left out (fresh state), with a warning."""
+        A pruned parameter whose state holds a tensor of another shape is left out (fresh state), with a
+        warning."""
         out: dict[str, dict] = {}
         for name, state in named.items():
             if name not in self.shapes:
@@ -119,11 +120,18 @@ class ParameterSlices:
         named = {n: old_state[p] for n, p in self.before.items() if n in live and p in old_state}
         sliced = self.slice_named(named)
         for name, state in sliced.items():
-            _check_shapes(name, live[name], state)
+            if name in self.kept:
+                _check_shapes(name, live[name], state)
+            elif tuple(live[name].shape) != self.shapes[name]:
+                raise PruningError(f"parameter {name} changed shape {self.shapes[name]} -> "
+                                   f"{tuple(live[name].shape)}, which the mask does not describe; its optimizer "
+                                   "state cannot be carried")
         return {live[n]: state for n, state in sliced.items()}
 
     def _slice_one(self, name: str, state: dict) -> dict | None:
         old_shape = self.shapes[name]
+        if name not in self.kept:   # not pruned: the whole state as it was (Adafactor's factored moments too)
+            return {k: v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
         carried = {}
         for key, value in state.items():
             if not torch.is_tensor(value) or value.dim() == 0:

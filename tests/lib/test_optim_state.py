@@ -206,10 +206,14 @@ def test_state_of_another_shape_restarts_with_a_warning():
     mask = mask_of(model)
     slices = ParameterSlices.record(model, mask)
     name = next(iter(slices.kept))
-    opt.state[dict(model.named_parameters())[name]]["row_stats"] = torch.ones(3)   # a factored moment
+    params = dict(model.named_parameters())
+    opt.state[params[name]]["row_stats"] = torch.ones(3)   # a factored moment
+    opt.state[params["classifier.weight"]]["row_stats"] = torch.ones(3)   # on a parameter the prune leaves alone
     with pytest.warns(UserWarning, match="restarts with empty optimizer state"):
         eb.prune_with_optimizer(model, mask, opt)
-    assert not opt.state.get(dict(model.named_parameters())[name])
+    params = dict(model.named_parameters())
+    assert not opt.state.get(params[name])
+    assert torch.equal(opt.state[params["classifier.weight"]]["row_stats"], torch.ones(3))
 
 
 # --- inside transformers.Trainer (EarlyBirdCallback(action="prune")) --------------------------------------
