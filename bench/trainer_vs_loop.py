@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/trainer_vs_loop.py   # everything: 7 min on the loaded 2-core box
     PYTHONPATH=. .venv/bin/python bench/trainer_vs_loop.py --sections overhead --reps 12
 
-The study trains through ebcore.study.train (+ ebcore.study.watching.EarlyBirdWatch); users train through
+The study trains through ebcore.study.train (+ ebcore.study.dense_watch.DenseRunWatch); users train through
 `transformers.Trainer` + `ebcore.hf.EarlyBirdCallback`. This script runs the study's dense run and its
 early-bird `continue` run both ways (the Trainer as bench/trainer_path.StudyTrainer: same AdamW settings,
 warm-up + cosine schedule, batch size, seed and data order) at the `ci` size, and measures:
@@ -44,10 +44,10 @@ from ebcore.masks import Mask
 from ebcore.measure import train_flops_per_sample
 from ebcore.study import paths
 from ebcore.study.families import build_model, get_spec
-from ebcore.study.retrain import MODES, retrain_epochs
+from ebcore.study.kinds import MODES, retrain_epochs
 from ebcore.study.splits import load_data
 from ebcore.study.train import Callback, TrainConfig, train
-from ebcore.study.watching import EarlyBirdWatch
+from ebcore.study.dense_watch import DenseRunWatch as EarlyBirdWatch
 from ebcore.surgery import prune_model
 from trainer_path import StepClock, WeightsAtTicket, curves_from_log, study_trainer
 

@@ -3,6 +3,7 @@
     import ebcore as eb
     mask = eb.draw_mask(model, 0.3)                   # score heads/FFN channels and draw a 30% mask
     eb.prune_model(model, mask)                       # remove them (verified); rebuild the optimizer after
+    eb.prune_with_optimizer(model, mask, opt)         # or: prune and carry AdamW's state (sliced) into `opt`
     detector = eb.EarlyBirdDetector(ratios=[0.3])     # the ticket: when consecutive masks stop changing
     eb.save_pruned(model, "ticket/"); model = eb.load_pruned("ticket/")
 
@@ -39,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("save_pruned", "load_pruned"), "io"),
     **dict.fromkeys(("default_threshold", "WINDOW"), "defaults"),
     **dict.fromkeys(("tiny_model", "tiny_batch"), "tiny"),
+    **dict.fromkeys(("ParameterSlices", "prune_with_optimizer"), "optim_state"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .masks import (LayerMask, Mask, draw_mask, mask_distance, mask_from_scores, pairwise_distances,  # noqa: F401
                         random_mask)
     from .measure import count_parameters, flops_per_sample  # noqa: F401
+    from .optim_state import ParameterSlices, prune_with_optimizer  # noqa: F401
     from .scores import Scores, score_model  # noqa: F401
     from .surgery import PruneReport, apply_soft_mask, prune_model, soft_masked  # noqa: F401
     from .tiny import tiny_batch, tiny_model  # noqa: F401

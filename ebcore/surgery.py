@@ -27,7 +27,7 @@ from .masks import LayerMask, Mask, as_mask
 from .measure import count_parameters
 
 
-def _check_fits(blocks: list[BlockSpec], mask: Mask) -> None:
+def check_fits(blocks: list[BlockSpec], mask: Mask) -> None:
     current = [(b.num_heads, b.num_channels) for b in blocks]
     if current != mask.structure:
         raise MaskMismatchError(
@@ -82,7 +82,7 @@ def apply_soft_mask(model: nn.Module, mask: Mask) -> list[torch.utils.hooks.Remo
     """
     mask = as_mask(mask)
     blocks = get_adapter(model).blocks(model, allow_conv1d=True)
-    _check_fits(blocks, mask)
+    check_fits(blocks, mask)
     handles = []
     for block, lm in zip(blocks, mask.layers):
         head_keep = torch.zeros(block.num_heads * block.head_dim)
@@ -138,7 +138,7 @@ def _snapshot(blocks: list[BlockSpec]) -> list[dict[str, torch.Tensor]]:
     return snaps
 
 
-def _expected_head_rows(block: BlockSpec, heads: list[int], num_heads: int, group_size: int = 1,
+def qkv_rows(block: BlockSpec, heads: list[int], num_heads: int, group_size: int = 1,
                         kv_groups: list[int] | None = None) -> list[list[int]]:
     """Output rows of each q/k/v linear that belong to `heads` (fused c_attn: one list over [q|k|v]); in a
     grouped (GQA) block, k's and v's rows of the KV groups `kv_groups`."""
@@ -179,7 +179,7 @@ def _verify_block(block: BlockSpec, lm, snap: dict[str, torch.Tensor], num_heads
         fail(f"{block.num_heads_attr or 'the query heads'}={block.num_heads}, expected {len(lm.heads)}")
     if block.grouped and block.kv_heads != len(lm.kept_kv_groups):
         fail(f"{block.kv_heads} KV heads, expected {len(lm.kept_kv_groups)}")
-    head_rows = _expected_head_rows(block, list(lm.heads), num_heads_before, lm.group_size, lm.kept_kv_groups)
+    head_rows = qkv_rows(block, list(lm.heads), num_heads_before, lm.group_size, lm.kept_kv_groups)
     for i, (m, rows) in enumerate(zip(block.qkv, head_rows)):
         idx = torch.as_tensor(rows, device=m.weight.device)
         if not torch.equal(m.weight, snap[f"qkv{i}.weight"].index_select(0, idx)):
@@ -218,7 +218,7 @@ def _head_groups(graph: ModelGraph, block: BlockSpec, lm: LayerMask, num_heads: 
     group = graph.head_group(block, idxs)
     kept_groups = set(lm.kept_kv_groups)
     dropped = [j for j in range(lm.kv_heads) if j not in kept_groups]
-    rows = _expected_head_rows(block, lm.pruned_heads, num_heads, lm.group_size, dropped)
+    rows = qkv_rows(block, lm.pruned_heads, num_heads, lm.group_size, dropped)
     if not block.grouped:
         _check_group(graph, group, {(block.o_proj, False): idxs, **{(m, True): r for m, r in zip(block.qkv, rows)}},
                      f"{block.name} attention-head")
@@ -252,7 +252,7 @@ def _prune_model(model: nn.Module, mask: Mask, verify: bool) -> PruneReport:
         raise InvalidArgumentError(f"verify must be True or False, got {describe(verify)}")
     mask.check_not_empty()
     graph = ModelGraph.build(model)  # a fresh graph: index mappings must match the current structure
-    _check_fits(graph.blocks, mask)
+    check_fits(graph.blocks, mask)
     before = graph.structure()
     params_before = count_parameters(model)
     param_state = _snapshot_parameter_state(model)

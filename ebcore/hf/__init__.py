@@ -10,8 +10,9 @@ every action the ticket mask is written to `output_dir/early_bird_mask.json` (ra
 - "save_mask": keep training the dense model (restart later from the mask: `prune_model(model, mask)`).
 - "prune": remove the pruned heads / FFN channels in place and keep training; the optimizer and the
   LR scheduler are rebuilt through the Trainer's own `create_optimizer` / `create_scheduler` for the
-  new parameters, the scheduler continuing at the same step (AdamW moments are kept for the
-  parameters pruning did not touch, fresh for the pruned layers). Under DDP the DDP reducer is
+  new parameters, the scheduler continuing at the same step; the optimizer state is carried over,
+  every pruned weight's AdamW moments sliced to its kept rows / columns, step counts kept
+  (`ebcore.optim_state`). Under DDP the DDP reducer is
   rebuilt around the new parameters (the DDP object stays the same).
 
 Checks run every `check_every_steps` optimizer steps, or at epoch ends when it is None, until the ticket

@@ -15,6 +15,7 @@ from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState,
 
 from ..adapters import get_adapter, prepare_model
 from ..masks import Mask
+from ..optim_state import ParameterSlices
 from ..surgery import PruneReport, prune_model
 from ..watch import rng_untouched
 
@@ -125,14 +126,16 @@ def check_prunable_setup(trainer: Trainer, args: TrainingArguments) -> None:
 
 def prune_in_trainer(trainer: Trainer, model: nn.Module, mask: Mask) -> PruneReport:
     """Prune `model` (which must be `trainer.model`) in place with `mask`, RNG untouched, then rebuild the
-    DDP reducer (under DDP), the optimizer and the LR scheduler around the new parameters."""
+    DDP reducer (under DDP), the optimizer and the LR scheduler around the new parameters; the optimizer
+    state of every pruned parameter is sliced to its kept rows / columns (`ebcore.optim_state`)."""
     if model is not trainer.model:
         raise RuntimeError("the model given to the callback is not trainer.model; cannot prune safely")
+    slices = ParameterSlices.record(model, mask)
     with rng_untouched():
         report = prune_model(model, mask)
     if isinstance(trainer.model_wrapped, nn.parallel.DistributedDataParallel):
         rebuild_ddp_reducer(trainer.model_wrapped)
-    rebuild_optimizer_and_scheduler(trainer)
+    rebuild_optimizer_and_scheduler(trainer, slices)
     return report
 
 
@@ -162,11 +165,12 @@ def rebuild_ddp_reducer(ddp: nn.parallel.DistributedDataParallel) -> None:
     ddp._ddp_init_helper(parameters, expect_sparse_gradient, param_to_name_mapping, ddp.static_graph)
 
 
-def rebuild_optimizer_and_scheduler(trainer: Trainer) -> None:
+def rebuild_optimizer_and_scheduler(trainer: Trainer, slices: ParameterSlices | None = None) -> None:
     """New optimizer and scheduler for the model's current parameters, built the way the Trainer builds
     them (`create_optimizer`, accelerate's `prepare_optimizer`, `create_scheduler`), continuing the
-    schedule at the current step with the current learning rates. Optimizer state is carried over for
-    the parameters that are still the same tensors with the same shapes."""
+    schedule at the current step with the current learning rates. With `slices` (recorded before a
+    prune), every parameter's optimizer state is carried over, a pruned parameter's sliced to its kept
+    entries; without, only for the parameters that are still the same tensors with the same shapes."""
     from accelerate.optimizer import AcceleratedOptimizer
 
     old_opt, old_sched = trainer.optimizer, trainer.lr_scheduler
@@ -179,8 +183,12 @@ def rebuild_optimizer_and_scheduler(trainer: Trainer) -> None:
         if len(new_inner.param_groups) != len(old_lrs):
             raise RuntimeError(f"the rebuilt optimizer has {len(new_inner.param_groups)} parameter groups, the old "
                                f"one {len(old_lrs)}; cannot continue its learning rates")
+        carried = slices.slice_state(old_inner.state, trainer.model) if slices is not None else {}
         for group in new_inner.param_groups:
             for p in group["params"]:
+                if p in carried:
+                    new_inner.state[p] = carried[p]
+                    continue
                 st = old_inner.state.get(p)
                 if st and all(not torch.is_tensor(v) or v.dim() == 0 or v.shape == p.shape for v in st.values()):
                     new_inner.state[p] = st

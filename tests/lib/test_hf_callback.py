@@ -425,7 +425,8 @@ def _ddp_worker(out: Path, action: str, model: str = "bert") -> None:
         "mask_hash": cb.mask.hash(), "ticket_step": cb.ticket_step, "pruned_step": cb.pruned_step,
         "params": count_parameters(trainer.model), "weights_sum": float(flat.double().sum()),
         "weights_abs": float(flat.double().abs().sum()), "wrapped": type(trainer.model_wrapped).__name__,
-        "losses": losses(trainer), "global_step": trainer.state.global_step}))
+        "losses": losses(trainer), "global_step": trainer.state.global_step,
+        "adam_steps": sorted({float(st["step"]) for st in trainer.optimizer.optimizer.state.values()})}))
     # Leave together: a rank that exits with the gloo group alive can abort in its teardown
     # ("terminate called without an active exception", seen once in CI), failing the test after the fact.
     torch.distributed.barrier()
@@ -445,6 +446,7 @@ def test_ddp_two_ranks_draw_same_mask_and_prune(tmp_path, action, model):
     assert r0["mask_hash"] == r1["mask_hash"] and r0["ticket_step"] == r1["ticket_step"] == 6
     assert r0["pruned_step"] == r1["pruned_step"] == 6 and r0["global_step"] == r1["global_step"] == 60
     assert r0["params"] == r1["params"] < count_parameters(DDP_MODELS[model][0]())
+    assert r0["adam_steps"] == r1["adam_steps"] == [60.0]  # optimizer state carried through the prune
     # gradients stayed synchronized after the reducer was rebuilt: both replicas hold the same weights
     assert r0["weights_sum"] == pytest.approx(r1["weights_sum"], rel=1e-6)
     assert r0["weights_abs"] == pytest.approx(r1["weights_abs"], rel=1e-6)

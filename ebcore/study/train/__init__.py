@@ -39,11 +39,11 @@ from ..errors import DeviceUnavailableError
 from .checkpoint import CHECKPOINT_NAME, model_structure
 from .config import TrainConfig, pick_device
 from .loop import evaluate, seed_everything, train
-from .optim import build_optimizer, lr_factor, warmup_steps_for
+from .optim import build_optimizer, load_named_state, lr_factor, warmup_steps_for
 from .state import HISTORY_COLUMNS, Callback, TrainResult, TrainState
 
 __all__ = [
     "CHECKPOINT_NAME", "HISTORY_COLUMNS", "Callback", "DeviceUnavailableError", "TrainConfig", "TrainResult",
-    "TrainState", "build_optimizer", "evaluate", "lr_factor", "model_structure", "pick_device", "seed_everything",
+    "TrainState", "build_optimizer", "evaluate", "load_named_state", "lr_factor", "model_structure", "pick_device", "seed_everything",
     "train", "warmup_steps_for",
 ]

@@ -8,7 +8,7 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from ..precision import autocast, check_precision, make_grad_scaler
 from ..progress import tqdm
 from .checkpoint import CHECKPOINT_NAME, restore_checkpoint, save_checkpoint
 from .config import TrainConfig, pick_device
-from .optim import build_optimizer
+from .optim import build_optimizer, load_named_state
 from .state import HISTORY_COLUMNS, Callback, TrainResult, TrainState
 
 
@@ -136,6 +136,7 @@ def train(
     callbacks: Iterable[Callback] = (),
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: bool = True,
+    optimizer_state: Mapping[str, dict] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` for ``config.epochs`` epochs; see the module docstring.
 
@@ -143,6 +144,10 @@ def train(
     after the ``on_epoch_end`` callbacks; with ``resume=True`` an existing checkpoint is restored
     (weights, optimizer, scheduler, history, RNG states, callback states) and training continues with
     the next epoch. Returns the trained model and the per-epoch history.
+
+    ``optimizer_state`` (default None: AdamW starts empty) starts AdamW from a given state per parameter
+    name, e.g. a dense run's moments and step counts carried through a prune (see
+    :func:`~ebcore.study.train.optim.load_named_state`); a restored checkpoint replaces it.
     """
     start_time = time.perf_counter()
     callbacks = list(callbacks)
@@ -163,6 +168,8 @@ def train(
     model = model.to(device)
     model.train()
     optimizer, scheduler = build_optimizer(model, config, total_steps)
+    if optimizer_state is not None:
+        load_named_state(optimizer, model, optimizer_state)
     state = TrainState(model=model, optimizer=optimizer, scheduler=scheduler, epoch=0, global_step=0,
                        steps_per_epoch=steps_per_epoch, total_steps=total_steps, history=[],
                        device=device, config=config,

@@ -1,9 +1,11 @@
 """The optimizer of the training loop: AdamW with two weight-decay groups, and a linear warm-up then
-cosine decay to 0 of the learning rate, per optimizer step."""
+cosine decay to 0 of the learning rate, per optimizer step; optionally started from a given state
+(by parameter name, e.g. a dense run's AdamW moments sliced through a prune by `ebcore.optim_state`)."""
 
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -73,3 +75,28 @@ def build_optimizer(
         # LambdaLR takes one step on construction: last_epoch becomes start_step.
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule, last_epoch=start_step - 1)
     return optimizer, scheduler
+
+
+def load_named_state(optimizer: torch.optim.Optimizer, model: nn.Module, named: Mapping[str, dict]) -> None:
+    """Start `optimizer` (built by :func:`build_optimizer` for `model`) from `named`: optimizer state per
+    parameter name (``{"exp_avg": ..., "exp_avg_sq": ..., "step": ...}``), as
+    ``ebcore.optim_state.ParameterSlices.slice_named(named_optimizer_state(dense_opt, dense_model))`` gives
+    for a model pruned since. Loaded through ``load_state_dict``, so tensors move to each parameter's device
+    and dtype (copies: `named` is never changed); parameters not named keep an empty state. ValueError for an
+    unknown name, a parameter the optimizer does not train, or a tensor whose shape is not its parameter's."""
+    params = dict(model.named_parameters())
+    index = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+    state_dict = optimizer.state_dict()
+    for name, state in named.items():
+        if name not in params or id(params[name]) not in index:
+            raise ValueError(f"optimizer_state names {name!r}, which is not a trainable parameter of the model "
+                             f"(it has {len(params)} parameters, e.g. {next(iter(params), None)!r})")
+        shape = params[name].shape
+        bad = [k for k, v in state.items() if torch.is_tensor(v) and v.dim() > 0 and v.shape != shape]
+        if bad:
+            raise ValueError(f"optimizer_state[{name!r}][{bad[0]!r}] has shape {tuple(state[bad[0]].shape)}, the "
+                             f"parameter {tuple(shape)}: slice the state to the pruned model (ebcore.optim_state)")
+        # copies: AdamW updates its state in place, and the caller's tensors must stay as they were
+        state_dict["state"][index[id(params[name])]] = {k: v.clone() if torch.is_tensor(v) else v
+                                                        for k, v in state.items()}
+    optimizer.load_state_dict(state_dict)
