@@ -33,7 +33,8 @@ def prepared(family: str, seed: int = 0) -> torch.nn.Module:
 def mask_of(model, ratio: float = 0.5, seed: int = 3) -> eb.Mask:
     """A random mask: kept units scattered over each layer (not a prefix), so wrong index order shows."""
     dense = eb.draw_mask(model, ratio)
-    return eb.random_mask([(*s, hd) for s, hd in zip(dense.structure, dense.head_dims)], ratio, seed=seed)
+    return eb.random_mask([(*s, hd) for s, hd in zip(dense.structure, dense.head_dims)], ratio, seed=seed,
+                          group_sizes=dense.group_sizes)   # decoders: query heads kept evenly per KV group
 
 
 def train_steps(model, optimizer, batch, steps: int) -> None:
