@@ -13,11 +13,13 @@ import copy
 import datetime
 import importlib.metadata
 import os
+import math
 import platform
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -56,16 +58,17 @@ _BASE_TEXT = {
     "roberta": BenchModel("paper", 2, dict(type_vocab_size=1), vocab_size=50265, pad_token_id=1),  # roberta-base
 }
 SIZES: dict[str, dict[str, BenchModel]] = {
-    # CPU-friendly, both benches: hidden 256, 4 layers, 4 heads, FFN 1024; 32 px images; 128 tokens, vocab 1000.
+    # CPU-friendly, both benches: hidden 256, 4 layers, 4 heads, FFN 1024; 32 px images; vocab 1000, positions for
+    # sequences of up to 512 tokens (prune_speed times 128 and 512).
     "small": {
         "vit": BenchModel("ci", 10, dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                                          intermediate_size=1024, patch_size=4), _SMALL_IMAGES),
         "swin": BenchModel("ci", 10, dict(embed_dim=64, depths=[2, 2], num_heads=[2, 4], patch_size=2, window_size=4,
                                           mlp_ratio=4.0), _SMALL_IMAGES),
-        "gpt2": BenchModel("ci", model=dict(n_embd=256, n_layer=4, n_head=4, n_inner=1024, n_positions=128),
+        "gpt2": BenchModel("ci", model=dict(n_embd=256, n_layer=4, n_head=4, n_inner=1024, n_positions=512),
                            pad_token_id=0, **_SMALL_TEXT),
         "roberta": BenchModel("ci", model=dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                                               intermediate_size=1024, max_position_embeddings=130),
+                                               intermediate_size=1024, max_position_embeddings=514),
                               pad_token_id=1, **_SMALL_TEXT),
     },
     # prune_speed --size base: ViT-B/16 at 224 px, Swin-T at 224 px (the `paper` spec), gpt2-small, roberta-base.
@@ -158,6 +161,55 @@ def setup(args: argparse.Namespace) -> torch.device:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# --- timing and the efficiency goal -------------------------------------------------------------
+
+def interleaved_times(calls: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+                      repeats: int, min_repeats: int, cell_seconds: float) -> dict[str, list[float]]:
+    """Seconds per call of each entry, the entries taking turns in every round (A/B/C/A/B/C...).
+
+    `warmup` untimed rounds come first (only one when a round takes over a quarter of `cell_seconds`);
+    then as many timed rounds as fit in `cell_seconds`, at least `min_repeats`, at most `repeats`."""
+    def one_round() -> dict[str, float]:
+        out = {}
+        for name, call in calls.items():
+            sync(device)
+            start = time.perf_counter()
+            call()
+            sync(device)
+            out[name] = time.perf_counter() - start
+        return out
+
+    round_s = sum(one_round().values())
+    for _ in range(warmup - 1):
+        if round_s > cell_seconds / 4:
+            break
+        round_s = sum(one_round().values())
+    n = max(min_repeats, min(repeats, math.ceil(cell_seconds / max(round_s, 1e-9))))
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(n):
+        for name, t in one_round().items():
+            times[name].append(t)
+    return times
+
+
+# GFLOPs per dense batch from which the efficiency goal is judged (a judgement, stated before the runs): on
+# this CPU a small model's op overhead is ~1 ms against ~20-50 GFLOP/s; a GPU does 1 GFLOP in microseconds
+# but launches each kernel in ~5 us, so a forward needs hundreds of GFLOPs before arithmetic dominates.
+MIN_GFLOPS = {"cpu": 1.0, "cuda": 500.0}
+
+
+def judged(gflops_batch: float, args: argparse.Namespace, device: torch.device) -> bool:
+    """Whether the efficiency goal applies: the dense batch does at least --min-gflops of work (below that a
+    forward is bound by per-op overhead, not arithmetic, and fewer FLOPs cannot show as time)."""
+    return gflops_batch >= min_gflops(args, device)
+
+
+def min_gflops(args: argparse.Namespace, device: torch.device) -> float:
+    if args.min_gflops is not None:
+        return args.min_gflops
+    return MIN_GFLOPS.get(device.type, MIN_GFLOPS["cuda"])
 
 
 def cpu_name() -> str:
