@@ -221,12 +221,19 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def load_line() -> str:
+    """The load average (runnable processes over 1, 5, 15 minutes): how shared the cores were."""
+    with contextlib.suppress(OSError, AttributeError):
+        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+    return "load average unknown"
+
+
 def machine_lines(device: torch.device) -> list[str]:
     return [
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"platform: {platform.platform()} ({platform.machine()}), python {platform.python_version()}",
         f"cpu: {cpu_name()}, os.cpu_count()={os.cpu_count()}, "
-        f"torch threads={torch.get_num_threads()}",
+        f"torch threads={torch.get_num_threads()}, {load_line()}",
         f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         f"torch {torch.__version__}, transformers {T.__version__}, "
         f"torch-pruning {importlib.metadata.version('torch-pruning')}",  # tp.__version__ says 1.6.0 in 1.6.1

@@ -1,11 +1,11 @@
 """Benchmark: what structured pruning with ebcore buys at inference, and what scoring costs in training.
 
 For each family (ViT, Swin, GPT-2 [GPT2ForSequenceClassification], RoBERTa), built by the study's builders
-(`ebcore.study.models`, see `_common.SIZES`) with seeded random init (no downloads), and each ratio p (default 0.3 and 0.5; layerwise, heads and FFN
-channels both at p, magnitude scores), it measures:
+(`ebcore.study.models`, see `_common.SIZES`) with seeded random init (no downloads), and each ratio p (default
+0.3 and 0.5; layerwise, heads and FFN channels both at p, magnitude scores), it measures:
 
 - parameter ratio pruned / dense (`ebcore.count_parameters`);
-- FLOPs ratio pruned / dense per sample, counted two ways on a batch of one:
+- FLOPs ratio pruned / dense per sample (per text sequence length), counted two ways on a batch of one:
   * `torch_pruning.utils.count_ops_and_params` (module hooks: Linear/Conv/LayerNorm MACs; it does not see
     the attention matmuls, which are functional ops; with dict inputs it cannot read the batch size and
     assumes 1, so it is given a batch of one),
@@ -13,20 +13,25 @@ channels both at p, magnitude scores), it measures:
     attention included) on a copy switched to eager attention, because the CPU SDPA kernel has no FLOP
     formula in PyTorch;
   the aten count is the one the speedup is judged against;
-- measured inference speedup dense / pruned: one realistic batch (default 32 images, or 32 sequences of
-  128 tokens), `torch.inference_mode()`, warm-up forwards, then the dense and pruned models run
-  interleaved (dense, p=0.3, p=0.5, dense, p=0.3, p=0.5, ...) for R repeats; speedup = median dense time
-  / median pruned time, and efficiency = speedup / (1 / FLOPs ratio) (goal >= 0.9); `speedup_min`, the
-  ratio of the fastest times, is shown too as a check on a shared, noisy machine;
+- latency, dense vs pruned, at each batch size (default 1, 8, 64) and, for text, each sequence length
+  (default 128, 512): one forward of the batch under `torch.inference_mode()`, the dense and pruned models
+  interleaved (dense, p=0.3, p=0.5, dense, p=0.3, p=0.5, ...) after warm-up rounds, for as many rounds as
+  fit in `--cell-seconds` (between `--min-repeats` and `--repeats`); speedup = median dense time / median
+  pruned time, efficiency = speedup / (1 / FLOPs ratio), goal >= 0.9 where the dense batch does at least
+  `--min-gflops` of work (`judged`; below that a forward is bound by per-op overhead); `speedup_min`, the
+  ratio of the fastest times, is a check on a shared, noisy machine;
+- for a Llama decoder with grouped-query attention (`_decode.py`): tokens per second of greedy `generate`
+  (KV cache on, `--prompt-len` + `--new-tokens`), dense vs pruned, at `--gen-batch-sizes` (default 1, 8);
 - the cost of one scoring pass (`ebcore.score_model(graph)`, the graph built once beforehand; its build
-  time is reported separately) relative to one training step (forward + backward + AdamW step on the
-  same batch), and as a fraction of an epoch of `--epoch-samples` samples (goal < 1%).
+  time is reported separately) relative to one training step (forward + backward + AdamW step on a batch
+  of `--cost-batch-size`), and as a fraction of an epoch of `--epoch-samples` samples (goal < 1%).
 
-    .venv/bin/python bench/prune_speed.py                    # small: ~40 s on 2 quiet cores, ~4 min shared
-    .venv/bin/python bench/prune_speed.py --size base        # ViT-B/16, Swin-T, gpt2-small, roberta-base
-    .venv/bin/python bench/prune_speed.py --families vit gpt2 --repeats 30 --threads 1 --out /tmp/r.md
+    .venv/bin/python bench/prune_speed.py --threads 1          # small models, CPU: a few minutes
+    .venv/bin/python bench/prune_speed.py --size base          # ViT-B/16, Swin-T, gpt2/roberta-base, Llama-1B: GPU
+    .venv/bin/python bench/prune_speed.py --families vit gpt2 --batch-sizes 8 --seq-lens 128 --decoders --out /tmp/r.md
 
-Results are printed and written to `--out` (Markdown) and next to it with a .csv suffix.
+Results are printed and written to `--out` (Markdown), next to it with a .csv suffix (encoders), and with
+a _generate.csv suffix (decoders).
 """
 from __future__ import annotations
 
@@ -51,7 +56,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # _common puts the checkout on sys.path too, so ebcore imports without installing.
 from _common import (MIN_GFLOPS, Batch, bench_parser, build_bench_model, interleaved_times, judged,  # noqa: E402
-                     machine_lines, make_batch, min_gflops, pruned_copies, setup, sync, to_device, to_markdown)
+                     load_line, machine_lines, make_batch, min_gflops, pruned_copies, setup, sync, to_device,
+                     to_markdown)
 from _decode import add_decoder_options, bench_decoder  # noqa: E402
 import ebcore as eb  # noqa: E402
 from ebcore.graph import ModelGraph  # noqa: E402
@@ -117,7 +123,8 @@ def latency_rows(family: str, dense: nn.Module, pruned: dict[str, nn.Module], se
     (one per ratio and batch size: interleaved forward times of the dense and pruned models)."""
     seq = seq_len or 0
     one, _ = inputs(family, dense.config, 1, seq, device, args.seed + 1)
-    dense_flops, dense_macs, dense_params = flops_per_sample(dense, one), tp_macs(dense, one), eb.count_parameters(dense)
+    dense_flops, dense_macs = flops_per_sample(dense, one), tp_macs(dense, one)
+    dense_params = eb.count_parameters(dense)
     flops_ratio = {k: flops_per_sample(m, one) / dense_flops for k, m in pruned.items()}
     seq_col = str(seq_len) if seq_len else "-"
     structure = [{
@@ -129,6 +136,9 @@ def latency_rows(family: str, dense: nn.Module, pruned: dict[str, nn.Module], se
     rows = []
     models = {"dense": dense, **pruned}
     for batch_size in args.batch_sizes:
+        if seq_len and args.max_batch_tokens and batch_size * seq_len > args.max_batch_tokens:
+            print(f"    {family} seq={seq_col} batch={batch_size}: skipped (--max-batch-tokens)", flush=True)
+            continue
         batch, _ = inputs(family, dense.config, batch_size, seq, device, args.seed + 1)
         with torch.inference_mode():
             calls = {name: functools.partial(model, **batch) for name, model in models.items()}
@@ -199,6 +209,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--min-repeats", type=int, default=5, help="fewest timed interleaved rounds per cell")
     ap.add_argument("--cell-seconds", type=float, default=6.0,
                     help="time a cell's timed rounds aim at (rounds = clamp(this / one round, min, max))")
+    ap.add_argument("--max-batch-tokens", type=int, default=None,
+                    help="skip text cells of more tokens per batch than this (a CPU run's time limit)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed rounds first (1 if a round is long)")
     ap.add_argument("--min-gflops", type=float, default=None,
                     help=f"dense GFLOPs per batch from which the efficiency goal is judged (default {MIN_GFLOPS})")
@@ -227,8 +239,12 @@ def main(argv: list[str] | None = None) -> None:
 
     header = machine_lines(device)
     header.append(f"size={args.size}, batches={args.batch_sizes}, seq_lens={args.seq_lens} (text), "
-                  f"ratios={args.ratios}, rounds per cell {args.min_repeats}..{args.repeats} (~{args.cell_seconds:g} s), "
-                  f"warmup={args.warmup}, goal judged from {min_gflops(args, device):g} GFLOPs per dense batch; "
+                  f"ratios={args.ratios}, rounds per cell {args.min_repeats}..{args.repeats} "
+                  f"(~{args.cell_seconds:g} s), "
+                  f"warmup={args.warmup}, "
+                  + (f"text cells over {args.max_batch_tokens} tokens per batch skipped, "
+                     if args.max_batch_tokens else "")
+                  + f"goal judged from {min_gflops(args, device):g} GFLOPs per dense batch; "
                   f"cost step: batch {args.cost_batch_size}, seq {args.cost_seq_len}, epoch={args.epoch_samples} "
                   f"samples = {math.ceil(args.epoch_samples / args.cost_batch_size)} steps")
     print("\n".join(header), flush=True)
@@ -264,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
         text += ("Generation (greedy `generate`, KV cache on; tok_s = batch * new tokens / seconds of the whole call, "
                  "prefill included; tok_s_ratio = pruned / dense; efficiency = tok_s_ratio * flops_ratio):\n\n"
                  + to_markdown(pd.DataFrame(generation)) + "\n\n")
-    text += f"total benchmark time: {total_s:.0f} s\n"
+    text += f"total benchmark time: {total_s:.0f} s; at the end: {load_line()}\n"
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
