@@ -75,6 +75,12 @@ def generate_flops(model: nn.Module, ids: torch.Tensor, new_tokens: int) -> int:
     return int(counter.get_total_flops())
 
 
+def kept_heads(dense: nn.Module, pruned: nn.Module) -> str:
+    """Query and KV heads of the first layer, pruned / dense: "6/8 q, 2/2 kv"."""
+    d, p = (eb.get_adapter(m).blocks(m)[0] for m in (dense, pruned))
+    return f"{p.num_heads}/{d.num_heads} q, {p.kv_heads}/{d.kv_heads} kv"
+
+
 def bench_decoder(name: str, args: argparse.Namespace, device: torch.device) -> list[dict]:
     """One row per ratio and `generate` batch size: tokens per second, dense vs pruned (interleaved)."""
     dense = build_decoder(name, args.size, args.seed).to(device).eval()
@@ -90,6 +96,7 @@ def bench_decoder(name: str, args: argparse.Namespace, device: torch.device) -> 
             if out.shape != (1, args.prompt_len + args.new_tokens):
                 raise RuntimeError(f"{name} {key}: generate returned {tuple(out.shape)}")
     dense_flops = generate_flops(dense, one, args.new_tokens)
+    flops_ratio = {k: generate_flops(m, one, args.new_tokens) / dense_flops for k, m in pruned.items()}
     dense_params = eb.count_parameters(dense)
     calls_per_generate = args.new_tokens  # one prefill forward and new_tokens - 1 decode forwards
 
@@ -103,15 +110,15 @@ def bench_decoder(name: str, args: argparse.Namespace, device: torch.device) -> 
         dense_tok_s = tokens / statistics.median(times["dense"])
         gflops_call = batch_size * dense_flops / calls_per_generate / 1e9
         for key, model in pruned.items():
-            flops_ratio = generate_flops(model, one, args.new_tokens) / dense_flops
-            ratio = dense_tok_s and (tokens / statistics.median(times[key])) / dense_tok_s
+            pruned_tok_s = tokens / statistics.median(times[key])
+            ratio = pruned_tok_s / dense_tok_s
             rows.append({
                 "family": name, "p": float(key), "batch": batch_size, "prompt": args.prompt_len,
-                "new": args.new_tokens, "params_M": dense_params / 1e6,
-                "param_ratio": eb.count_parameters(model) / dense_params, "flops_ratio": flops_ratio,
+                "new": args.new_tokens, "heads": kept_heads(dense, model), "params_M": dense_params / 1e6,
+                "param_ratio": eb.count_parameters(model) / dense_params, "flops_ratio": flops_ratio[key],
                 "GFLOPs/forward": gflops_call, "dense_tok_s": dense_tok_s,
-                "pruned_tok_s": tokens / statistics.median(times[key]), "tok_s_ratio": ratio,
-                "efficiency": ratio * flops_ratio, "ratio_min": min(times["dense"]) / min(times[key]),
+                "pruned_tok_s": pruned_tok_s, "tok_s_ratio": ratio,
+                "efficiency": ratio * flops_ratio[key], "ratio_min": min(times["dense"]) / min(times[key]),
                 "judged": "yes" if judged(gflops_call, args, device) else "no", "rounds": len(times[key]),
             })
         print(f"    {name} generate batch={batch_size}: {len(times['dense'])} rounds", flush=True)
