@@ -121,16 +121,17 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def pruned_copies(dense: nn.Module, graph: ModelGraph, ratios: Sequence[float], aligns: Sequence[int] = (1,)
-                  ) -> dict[tuple[float, int], nn.Module]:
+def pruned_copies(dense: nn.Module, graph: ModelGraph, ratios: Sequence[float], aligns: Sequence[int] = (1,),
+                  **mask_options: object) -> dict[tuple[float, int], nn.Module]:
     """Pruned copies of `dense`, one per (ratio, align), from one magnitude scoring of its `graph`: layerwise
-    masks with heads and FFN channels both at the ratio; `prune_model` verifies each against its mask."""
+    masks with heads and FFN channels both at the ratio (`mask_options` go to `mask_from_scores`);
+    `prune_model` verifies each against its mask."""
     scores = eb.score_model(graph)
     head_dims = [b.head_dim for b in graph.blocks]
     out = {}
     for ratio in ratios:
         for align in aligns:
-            mask = eb.mask_from_scores(scores, ratio, head_dims=head_dims, align=align)
+            mask = eb.mask_from_scores(scores, ratio, head_dims=head_dims, align=align, **mask_options)
             model = copy.deepcopy(dense)
             eb.prune_model(model, mask)
             out[(ratio, align)] = model

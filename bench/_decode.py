@@ -47,6 +47,8 @@ def add_decoder_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--gen-batch-sizes", nargs="+", type=int, default=[1, 8], help="batch sizes of `generate`")
     ap.add_argument("--prompt-len", type=int, default=32, help="prompt tokens per sequence")
     ap.add_argument("--new-tokens", type=int, default=32, help="tokens generated per sequence (exactly)")
+    ap.add_argument("--kv-groups", action="store_true",
+                    help="prune whole KV groups (query heads with their k/v rows) instead of query heads within groups")
 
 
 def build_decoder(name: str, size: str, seed: int) -> nn.Module:
@@ -85,7 +87,9 @@ def bench_decoder(name: str, args: argparse.Namespace, device: torch.device) -> 
     """One row per ratio and `generate` batch size: tokens per second, dense vs pruned (interleaved)."""
     dense = build_decoder(name, args.size, args.seed).to(device).eval()
     graph = ModelGraph.build(dense)
-    pruned = {f"{p:g}": model.eval() for (p, _), model in pruned_copies(dense, graph, args.ratios).items()}
+    options = {"kv_groups": True} if args.kv_groups else {}
+    copies = pruned_copies(dense, graph, args.ratios, **options)
+    pruned = {f"{p:g}": model.eval() for (p, _), model in copies.items()}
     models = {"dense": dense, **pruned}
     gen = torch.Generator().manual_seed(args.seed + 1)
     vocab = dense.config.vocab_size
