@@ -140,11 +140,11 @@ def pruned_copies(dense: nn.Module, graph: ModelGraph, ratios: Sequence[float], 
 
 # --- command line and machine ---------------------------------------------------------------------
 
-def bench_parser(doc: str) -> argparse.ArgumentParser:
-    """An argument parser with the options both benchmarks take."""
+def bench_parser(doc: str, families_optional: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the options both benchmarks take (`families_optional`: --families may be empty)."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    ap.add_argument("--families", nargs="*" if families_optional else "+", choices=FAMILIES, default=list(FAMILIES))
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.3, 0.5])
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")

@@ -201,7 +201,7 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device
 # --- driver ---------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = bench_parser(__doc__)
+    ap = bench_parser(__doc__, families_optional=True)
     ap.add_argument("--size", choices=("small", "base"), default="small")
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 64], help="timed batch sizes")
     ap.add_argument("--seq-lens", nargs="+", type=int, default=[128, 512], help="tokens per text sequence")
@@ -265,33 +265,35 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {decoder}: {time.perf_counter() - t0:.1f} s", flush=True)
     total_s = time.perf_counter() - start
 
-    structure, speed, cost = pd.DataFrame(structure), pd.DataFrame(rows), pd.DataFrame(costs)
-    text = (
-        "\n".join(header) + "\n\n"
-        "Structure (pruned/dense per sample, on one sample of the sequence length):\n\n"
-        + to_markdown(structure) + "\n\n"
-        "Latency (times are medians of one forward of the batch; speedup = dense_ms / pruned_ms; efficiency = "
-        "speedup * flops_ratio, goal >= 0.9 where judged = yes; speedup_min = best dense / best pruned time):\n\n"
-        + to_markdown(speed) + "\n\n"
-        "Scoring cost (score_model with a prebuilt graph vs one AdamW training step; goal score/epoch < 1%):\n\n"
-        + to_markdown(cost) + "\n\n"
-    )
+    sections = ["\n".join(header)]
+    if rows:
+        sections += [
+            "Structure (pruned/dense per sample, on one sample of the sequence length):\n\n"
+            + to_markdown(pd.DataFrame(structure)),
+            "Latency (times are medians of one forward of the batch; speedup = dense_ms / pruned_ms; efficiency = "
+            "speedup * flops_ratio, goal >= 0.9 where judged = yes; speedup_min = best dense / best pruned time):\n\n"
+            + to_markdown(pd.DataFrame(rows)),
+            "Scoring cost (score_model with a prebuilt graph vs one AdamW training step; goal score/epoch < 1%):\n\n"
+            + to_markdown(pd.DataFrame(costs)),
+        ]
     if generation:
-        text += ("Generation (greedy `generate`, KV cache on; tok_s = batch * new tokens / seconds of the whole call, "
-                 "prefill included; tok_s_ratio = pruned / dense; efficiency = tok_s_ratio * flops_ratio):\n\n"
-                 + to_markdown(pd.DataFrame(generation)) + "\n\n")
-    text += f"total benchmark time: {total_s:.0f} s; at the end: {load_line()}\n"
+        sections.append("Generation (greedy `generate`, KV cache on; tok_s = batch * new tokens / seconds of the whole "
+                        "call, prefill included; tok_s_ratio = pruned / dense; efficiency = tok_s_ratio * flops_ratio; "
+                        "ratio_min = best dense / best pruned call):\n\n" + to_markdown(pd.DataFrame(generation)))
+    sections.append(f"total benchmark time: {total_s:.0f} s; at the end: {load_line()}\n")
+    text = "\n\n".join(sections)
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    csv = args.out.with_suffix(".csv")
-    merged = speed.merge(structure, on=["family", "p", "seq_len"]).merge(cost, on="family")
-    merged.to_csv(csv, index=False, float_format="%.4f")
-    written = [args.out, csv]
+    written = [args.out]
+    if rows:
+        merged = (pd.DataFrame(rows).merge(pd.DataFrame(structure), on=["family", "p", "seq_len"])
+                  .merge(pd.DataFrame(costs), on="family"))
+        written.append(args.out.with_suffix(".csv"))
+        merged.to_csv(written[-1], index=False, float_format="%.4f")
     if generation:
-        gen_csv = args.out.with_name(args.out.stem + "_generate.csv")
-        pd.DataFrame(generation).to_csv(gen_csv, index=False, float_format="%.4f")
-        written.append(gen_csv)
+        written.append(args.out.with_name(args.out.stem + "_generate.csv"))
+        pd.DataFrame(generation).to_csv(written[-1], index=False, float_format="%.4f")
     print("wrote " + ", ".join(map(str, written)))
 
 
