@@ -117,10 +117,16 @@ def score_seconds(graph: ModelGraph, device: torch.device, repeats: int) -> floa
     return statistics.median(times[1:])
 
 
-def latency_rows(family: str, dense: nn.Module, pruned: dict[str, nn.Module], seq_len: int | None,
+def name(key: tuple[float, int]) -> str:
+    """A pruned model's name in the timing loop: "0.3", or "0.3@64" with alignment."""
+    p, align = key
+    return f"{p:g}" + (f"@{align}" if align > 1 else "")
+
+
+def latency_rows(family: str, dense: nn.Module, pruned: dict[tuple[float, int], nn.Module], seq_len: int | None,
                  args: argparse.Namespace, device: torch.device) -> tuple[list[dict], list[dict]]:
-    """Structure rows (one per ratio: parameter and FLOPs ratios at this sequence length) and latency rows
-    (one per ratio and batch size: interleaved forward times of the dense and pruned models)."""
+    """Structure rows (one per (ratio, align): parameter and FLOPs ratios at this sequence length) and latency
+    rows (one per (ratio, align) and batch size: interleaved forward times of the dense and pruned models)."""
     seq = seq_len or 0
     one, _ = inputs(family, dense.config, 1, seq, device, args.seed + 1)
     dense_flops, dense_macs = flops_per_sample(dense, one), tp_macs(dense, one)
@@ -128,13 +134,13 @@ def latency_rows(family: str, dense: nn.Module, pruned: dict[str, nn.Module], se
     flops_ratio = {k: flops_per_sample(m, one) / dense_flops for k, m in pruned.items()}
     seq_col = str(seq_len) if seq_len else "-"
     structure = [{
-        "family": family, "p": float(k), "seq_len": seq_col, "params_M": dense_params / 1e6,
+        "family": family, "p": k[0], "align": k[1], "seq_len": seq_col, "params_M": dense_params / 1e6,
         "param_ratio": eb.count_parameters(m) / dense_params, "flops_ratio_tp": tp_macs(m, one) / dense_macs,
         "flops_ratio": flops_ratio[k], "GFLOPs/sample": dense_flops / 1e9,
     } for k, m in pruned.items()]
 
     rows = []
-    models = {"dense": dense, **pruned}
+    models = {"dense": dense, **{name(k): m for k, m in pruned.items()}}
     for batch_size in args.batch_sizes:
         if seq_len and args.max_batch_tokens and batch_size * seq_len > args.max_batch_tokens:
             print(f"    {family} seq={seq_col} batch={batch_size}: skipped (--max-batch-tokens)", flush=True)
@@ -146,14 +152,14 @@ def latency_rows(family: str, dense: nn.Module, pruned: dict[str, nn.Module], se
         t_dense = statistics.median(times["dense"])
         gflops_batch = batch_size * dense_flops / 1e9
         for key in pruned:
-            t_pruned = statistics.median(times[key])
+            t_pruned = statistics.median(times[name(key)])
             speedup = t_dense / t_pruned
             rows.append({
-                "family": family, "p": float(key), "seq_len": seq_col, "batch": batch_size,
+                "family": family, "p": key[0], "align": key[1], "seq_len": seq_col, "batch": batch_size,
                 "GFLOPs/batch": gflops_batch, "dense_ms": 1e3 * t_dense, "pruned_ms": 1e3 * t_pruned,
                 "speedup": speedup, "ideal": 1 / flops_ratio[key], "efficiency": speedup * flops_ratio[key],
-                "speedup_min": min(times["dense"]) / min(times[key]),  # best-of: less sensitive to contention
-                "judged": "yes" if judged(gflops_batch, args, device) else "no", "rounds": len(times[key]),
+                "speedup_min": min(times["dense"]) / min(times[name(key)]),  # best-of: less sensitive to contention
+                "judged": "yes" if judged(gflops_batch, args, device) else "no", "rounds": len(times[name(key)]),
             })
         print(f"    {family} seq={seq_col} batch={batch_size}: {len(times['dense'])} rounds", flush=True)
     return structure, rows
@@ -169,14 +175,14 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device
     build_s = time.perf_counter() - start
     score_s = score_seconds(graph, device, args.score_repeats)
 
-    pruned = {f"{p:g}": model.eval() for (p, _), model in pruned_copies(dense, graph, args.ratios).items()}
+    pruned = {k: m.eval() for k, m in pruned_copies(dense, graph, args.ratios, args.aligns).items()}
     one, _ = inputs(family, dense.config, 1, args.cost_seq_len, device, args.seed + 1)
     with torch.inference_mode():  # sanity: pruned models still produce finite logits of the same shape
         reference = dense(**one).logits
         for key, model in pruned.items():
             out = model(**one).logits
             if out.shape != reference.shape or not torch.isfinite(out).all():
-                raise RuntimeError(f"{family} pruned at p={key}: bad logits {tuple(out.shape)}")
+                raise RuntimeError(f"{family} pruned at {name(key)}: bad logits {tuple(out.shape)}")
 
     structure, rows = [], []
     for seq_len in (args.seq_lens if family in TEXT else [None]):
@@ -203,6 +209,8 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = bench_parser(__doc__, families_optional=True)
     ap.add_argument("--size", choices=("small", "base"), default="small")
+    ap.add_argument("--aligns", nargs="+", type=int, default=[1],
+                    help="alignment of the kept widths (ebcore.align): each ratio is pruned once per value")
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 64], help="timed batch sizes")
     ap.add_argument("--seq-lens", nargs="+", type=int, default=[128, 512], help="tokens per text sequence")
     ap.add_argument("--repeats", type=int, default=15, help="most timed interleaved rounds per cell")
@@ -287,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.write_text(text)
     written = [args.out]
     if rows:
-        merged = (pd.DataFrame(rows).merge(pd.DataFrame(structure), on=["family", "p", "seq_len"])
+        merged = (pd.DataFrame(rows).merge(pd.DataFrame(structure), on=["family", "p", "align", "seq_len"])
                   .merge(pd.DataFrame(costs), on="family"))
         written.append(args.out.with_suffix(".csv"))
         merged.to_csv(written[-1], index=False, float_format="%.4f")
