@@ -255,6 +255,10 @@ def main(argv: list[str] | None = None) -> None:
                   + f"goal judged from {min_gflops(args, device):g} GFLOPs per dense batch; "
                   f"cost step: batch {args.cost_batch_size}, seq {args.cost_seq_len}, epoch={args.epoch_samples} "
                   f"samples = {math.ceil(args.epoch_samples / args.cost_batch_size)} steps")
+    if args.decoders:
+        header.append(f"decoders={args.decoders}: greedy generate at batches {args.gen_batch_sizes}, "
+                      f"{args.prompt_len} prompt + {args.new_tokens} new tokens, KV cache on, "
+                      + ("whole KV groups pruned" if args.kv_groups else "query heads pruned within KV groups"))
     print("\n".join(header), flush=True)
 
     start = time.perf_counter()
