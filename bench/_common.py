@@ -13,11 +13,13 @@ import copy
 import datetime
 import importlib.metadata
 import os
+import math
 import platform
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -56,16 +58,17 @@ _BASE_TEXT = {
     "roberta": BenchModel("paper", 2, dict(type_vocab_size=1), vocab_size=50265, pad_token_id=1),  # roberta-base
 }
 SIZES: dict[str, dict[str, BenchModel]] = {
-    # CPU-friendly, both benches: hidden 256, 4 layers, 4 heads, FFN 1024; 32 px images; 128 tokens, vocab 1000.
+    # CPU-friendly, both benches: hidden 256, 4 layers, 4 heads, FFN 1024; 32 px images; vocab 1000, positions for
+    # sequences of up to 512 tokens (prune_speed times 128 and 512).
     "small": {
         "vit": BenchModel("ci", 10, dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                                          intermediate_size=1024, patch_size=4), _SMALL_IMAGES),
         "swin": BenchModel("ci", 10, dict(embed_dim=64, depths=[2, 2], num_heads=[2, 4], patch_size=2, window_size=4,
                                           mlp_ratio=4.0), _SMALL_IMAGES),
-        "gpt2": BenchModel("ci", model=dict(n_embd=256, n_layer=4, n_head=4, n_inner=1024, n_positions=128),
+        "gpt2": BenchModel("ci", model=dict(n_embd=256, n_layer=4, n_head=4, n_inner=1024, n_positions=512),
                            pad_token_id=0, **_SMALL_TEXT),
         "roberta": BenchModel("ci", model=dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                                               intermediate_size=1024, max_position_embeddings=130),
+                                               intermediate_size=1024, max_position_embeddings=514),
                               pad_token_id=1, **_SMALL_TEXT),
     },
     # prune_speed --size base: ViT-B/16 at 224 px, Swin-T at 224 px (the `paper` spec), gpt2-small, roberta-base.
@@ -118,16 +121,17 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def pruned_copies(dense: nn.Module, graph: ModelGraph, ratios: Sequence[float], aligns: Sequence[int] = (1,)
-                  ) -> dict[tuple[float, int], nn.Module]:
+def pruned_copies(dense: nn.Module, graph: ModelGraph, ratios: Sequence[float], aligns: Sequence[int] = (1,),
+                  **mask_options: object) -> dict[tuple[float, int], nn.Module]:
     """Pruned copies of `dense`, one per (ratio, align), from one magnitude scoring of its `graph`: layerwise
-    masks with heads and FFN channels both at the ratio; `prune_model` verifies each against its mask."""
+    masks with heads and FFN channels both at the ratio (`mask_options` go to `mask_from_scores`);
+    `prune_model` verifies each against its mask."""
     scores = eb.score_model(graph)
     head_dims = [b.head_dim for b in graph.blocks]
     out = {}
     for ratio in ratios:
         for align in aligns:
-            mask = eb.mask_from_scores(scores, ratio, head_dims=head_dims, align=align)
+            mask = eb.mask_from_scores(scores, ratio, head_dims=head_dims, align=align, **mask_options)
             model = copy.deepcopy(dense)
             eb.prune_model(model, mask)
             out[(ratio, align)] = model
@@ -136,11 +140,11 @@ def pruned_copies(dense: nn.Module, graph: ModelGraph, ratios: Sequence[float], 
 
 # --- command line and machine ---------------------------------------------------------------------
 
-def bench_parser(doc: str) -> argparse.ArgumentParser:
-    """An argument parser with the options both benchmarks take."""
+def bench_parser(doc: str, families_optional: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the options both benchmarks take (`families_optional`: --families may be empty)."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    ap.add_argument("--families", nargs="*" if families_optional else "+", choices=FAMILIES, default=list(FAMILIES))
     ap.add_argument("--ratios", nargs="+", type=float, default=[0.3, 0.5])
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -160,6 +164,55 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# --- timing and the efficiency goal -------------------------------------------------------------
+
+def interleaved_times(calls: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+                      repeats: int, min_repeats: int, cell_seconds: float) -> dict[str, list[float]]:
+    """Seconds per call of each entry, the entries taking turns in every round (A/B/C/A/B/C...).
+
+    `warmup` untimed rounds come first (only one when a round takes over a quarter of `cell_seconds`);
+    then as many timed rounds as fit in `cell_seconds`, at least `min_repeats`, at most `repeats`."""
+    def one_round() -> dict[str, float]:
+        out = {}
+        for name, call in calls.items():
+            sync(device)
+            start = time.perf_counter()
+            call()
+            sync(device)
+            out[name] = time.perf_counter() - start
+        return out
+
+    round_s = sum(one_round().values())
+    for _ in range(warmup - 1):
+        if round_s > cell_seconds / 4:
+            break
+        round_s = sum(one_round().values())
+    n = max(min_repeats, min(repeats, math.ceil(cell_seconds / max(round_s, 1e-9))))
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(n):
+        for name, t in one_round().items():
+            times[name].append(t)
+    return times
+
+
+# GFLOPs per dense batch from which the efficiency goal is judged (a judgement, stated before the runs): on
+# this CPU a small model's op overhead is ~1 ms against ~20-50 GFLOP/s; a GPU does 1 GFLOP in microseconds
+# but launches each kernel in ~5 us, so a forward needs hundreds of GFLOPs before arithmetic dominates.
+MIN_GFLOPS = {"cpu": 1.0, "cuda": 500.0}
+
+
+def judged(gflops_batch: float, args: argparse.Namespace, device: torch.device) -> bool:
+    """Whether the efficiency goal applies: the dense batch does at least --min-gflops of work (below that a
+    forward is bound by per-op overhead, not arithmetic, and fewer FLOPs cannot show as time)."""
+    return gflops_batch >= min_gflops(args, device)
+
+
+def min_gflops(args: argparse.Namespace, device: torch.device) -> float:
+    if args.min_gflops is not None:
+        return args.min_gflops
+    return MIN_GFLOPS.get(device.type, MIN_GFLOPS["cuda"])
+
+
 def cpu_name() -> str:
     """The CPU model (from /proc/cpuinfo on Linux), or what `platform` knows."""
     with contextlib.suppress(OSError):
@@ -169,12 +222,19 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def load_line() -> str:
+    """The load average (runnable processes over 1, 5, 15 minutes): how shared the cores were."""
+    with contextlib.suppress(OSError, AttributeError):
+        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+    return "load average unknown"
+
+
 def machine_lines(device: torch.device) -> list[str]:
     return [
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"platform: {platform.platform()} ({platform.machine()}), python {platform.python_version()}",
         f"cpu: {cpu_name()}, os.cpu_count()={os.cpu_count()}, "
-        f"torch threads={torch.get_num_threads()}",
+        f"torch threads={torch.get_num_threads()}, {load_line()}",
         f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         f"torch {torch.__version__}, transformers {T.__version__}, "
         f"torch-pruning {importlib.metadata.version('torch-pruning')}",  # tp.__version__ says 1.6.0 in 1.6.1
