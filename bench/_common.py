@@ -91,10 +91,14 @@ FAMILIES = tuple(name for name in REGISTRY if name in SIZES["small"])
 
 
 def build_bench_model(family: str, size: str, seed: int) -> nn.Module:
-    """The dense model of `family` at `size` (a key of SIZES), seeded random init, on the CPU, prepared
-    for pruning (GPT-2: Conv1D -> Linear, exact), from the study's `get_spec` + `build_model`."""
+    """The dense model of `family` at `size` (a key of SIZES, or "tiny": the tests' model of ebcore.tiny, a
+    smoke run in seconds), seeded random init, on the CPU, prepared for pruning (GPT-2: Conv1D -> Linear,
+    exact), from the study's `get_spec` + `build_model`."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
+    if size == "tiny":
+        from ebcore.tiny import tiny_model
+        return eb.prepare_model(tiny_model(family, seed))
     bench = SIZES[size][family]
     spec = get_spec(family, bench.profile).with_overrides(model=bench.model, data=bench.data,
                                                           pretrained=False, hub_name=None)

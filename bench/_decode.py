@@ -55,6 +55,9 @@ def build_decoder(name: str, size: str, seed: int) -> nn.Module:
     """The dense decoder `name` at `size` (a key of DECODER_SIZES), seeded random init, eval mode, CPU."""
     if name not in DECODERS:
         raise ValueError(f"unknown decoder {name!r}; choose from {DECODERS}")
+    if size == "tiny":   # the tests' tiny Llama (ebcore.tiny): a smoke run in seconds
+        from ebcore.tiny import tiny_model
+        return tiny_model(name, seed)
     torch.manual_seed(seed)
     config = T.LlamaConfig(**DECODER_SIZES[size][name], **_IDS)
     return T.LlamaForCausalLM(config).eval()

@@ -208,7 +208,8 @@ def bench_family(family: str, args: argparse.Namespace, device: torch.device
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = bench_parser(__doc__, families_optional=True)
-    ap.add_argument("--size", choices=("small", "base"), default="small")
+    ap.add_argument("--size", choices=("tiny", "small", "base"), default="small",
+                    help="tiny: the tests' models (ebcore.tiny), a smoke run; small: CPU; base: the study's, for a GPU")
     ap.add_argument("--aligns", nargs="+", type=int, default=[1],
                     help="alignment of the kept widths (ebcore.align): each ratio is pruned once per value")
     ap.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 64], help="timed batch sizes")
