@@ -16,7 +16,7 @@ _warnings.filterwarnings("ignore", message="IProgress not found", category=_Tqdm
 
 from .adapters import SUPPORTED_CLASSES, family_of, get_adapter, prepare_model
 from .errors import (CheckpointError, CheckpointExistsError, DataNotFoundError, EbcoreError, InvalidArgumentError,
-                     InvalidRatioError, MaskMismatchError, PruningError, UnsupportedModelError)
+                     InvalidRatioError, MaskMismatchError, NotPortableError, PruningError, UnsupportedModelError)
 from .graph import ModelGraph
 from .masks import LayerMask, Mask, draw_mask, mask_distance, mask_from_scores, pairwise_distances, random_mask
 from .scores import Scores, score_model
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SUPPORTED_CLASSES", "family_of", "get_adapter", "prepare_model",
     "CheckpointError", "CheckpointExistsError", "DataNotFoundError", "EbcoreError", "InvalidArgumentError",
-    "InvalidRatioError", "MaskMismatchError", "PruningError",
+    "InvalidRatioError", "MaskMismatchError", "NotPortableError", "PruningError",
     "UnsupportedModelError", "ModelGraph", "LayerMask", "Mask", "draw_mask", "mask_distance", "mask_from_scores",
     "pairwise_distances", "random_mask", "Scores", "score_model", "PruneReport", "apply_soft_mask",
     "count_parameters", "prune_model", "soft_masked",

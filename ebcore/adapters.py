@@ -37,6 +37,7 @@ class BlockSpec:
     head_dim: int
     num_heads_attr: str
     position_bias_owner: nn.Module | None = None  # Swin: module with relative_position_bias_table
+    head_group: int = 1  # heads a uniform mask keeps or prunes together (e.g. the query heads of one KV head)
 
     @property
     def fused_qkv(self) -> bool:

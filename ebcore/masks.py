@@ -11,6 +11,7 @@ head dim (a head weighs head_dim channels in the combined distance and sparsity)
     mask = mask_from_scores(scores, head_ratio=0.25, ffn_ratio=0.5, scope="global")
     mask_distance(a, b)                                     # {"heads", "channels", "combined"}
     mask = mask_from_scores(scores, 0.3, align=64, head_dims=[64] * 12)  # kept sizes rounded, see ebcore.align
+    mask = draw_mask(model, 0.3, uniform=True)              # one width per layer shape, see ebcore.uniform
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .align import AlignmentError, align_kept, check_align, head_unit
 from .errors import InvalidArgumentError, InvalidRatioError, MaskMismatchError, describe
 from .graph import ModelGraph
 from .scores import LayerScores, Scores, as_graph, check_head_dims, score_model
+from .uniform import uniform_kept
 
 SCOPES = ("layerwise", "global")
 DISTANCE_KINDS = ("combined", "heads", "channels")
@@ -273,7 +275,8 @@ def _keep_global(per_layer: list[torch.Tensor], ratio: float) -> list[list[int]]
 
 def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: float | None = None,
                      ffn_ratio: float | None = None, scope: str = "layerwise",
-                     head_dims: list[int] | None = None, align: int = 1) -> Mask:
+                     head_dims: list[int] | None = None, align: int = 1, uniform: bool = False,
+                     head_groups: list[int] | None = None) -> Mask:
     """Draw a mask that prunes the lowest-scoring `ratio` of heads and of FFN channels.
 
     `head_ratio` / `ffn_ratio` override `ratio` for heads / channels. `scope` is "layerwise" (each layer
@@ -283,6 +286,12 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     `align` (N >= 1): round each layer's kept FFN channels, and its kept heads in units whose width
     heads * head_dim is a multiple of N, by the rule of `ebcore.align` (needs `head_dims` when N > 1);
     recorded in `meta["align"]`.
+    `uniform`: every layer keeps the same fraction, so layers of one width keep one width (the form a plain
+    Hugging Face config can hold, see `ebcore.io.save_pruned(format="hf")`); counts by the rule of
+    `ebcore.uniform`, units still chosen by score within each layer. Needs scope="layerwise" (uniform counts
+    leave nothing for a global ranking to decide). `head_groups` (uniform only): per layer, heads kept or
+    pruned together in groups of that many consecutive heads (e.g. grouped-query attention). Recorded in
+    `meta["uniform"]`.
     """
     if not isinstance(scores, Scores):
         raise InvalidArgumentError(f"scores must be ebcore Scores (from score_model), got {describe(scores)}; "
@@ -297,19 +306,26 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     head_dims = _resolve_head_dims(scores, head_dims)
     head_scores = [s.heads for s in scores.layers]
     ch_scores = [s.channels for s in scores.layers]
-    if scope == "layerwise":
+    if not isinstance(uniform, bool):
+        raise InvalidArgumentError(f"uniform must be True or False, got {describe(uniform)}")
+    if head_groups is not None and not uniform:
+        raise InvalidArgumentError("head_groups applies to uniform masks only; pass uniform=True")
+    align = check_align(align)
+    if uniform:
+        kept_heads, kept_ch = uniform_kept(head_scores, ch_scores, hr, fr, scope, head_dims, align, head_groups)
+    elif scope == "layerwise":
         kept_heads = [_keep_layerwise(s, hr) for s in head_scores]
         kept_ch = [_keep_layerwise(s, fr) for s in ch_scores]
     else:
         kept_heads = _keep_global(head_scores, hr)
         kept_ch = _keep_global(ch_scores, fr)
-    align = check_align(align)
-    if align > 1:
+    if align > 1 and not uniform:
         kept_heads, kept_ch = _aligned(kept_heads, kept_ch, head_scores, ch_scores, head_dims, align)
     mask = Mask(
         layers=tuple(LayerMask(tuple(h), tuple(c), len(hs), len(cs), hd)
                      for h, c, hs, cs, hd in zip(kept_heads, kept_ch, head_scores, ch_scores, head_dims)),
-        meta={"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion, "align": align},
+        meta={"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion, "align": align,
+              **({"uniform": True} if uniform else {})},
     )
     mask.check_not_empty()
     return mask
@@ -364,9 +380,9 @@ def _aligned(kept_heads: list[list[int]], kept_ch: list[list[int]], head_scores:
 
 
 def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
-                head_dims: list[int] | None = None, align: int = 1) -> Mask:
+                head_dims: list[int] | None = None, align: int = 1, uniform: bool = False) -> Mask:
     """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control);
-    `align` as in `mask_from_scores`.
+    `align` and `uniform` as in `mask_from_scores`.
 
     `structure` is (heads, channels, head_dim) per layer (e.g. `[(*s, hd) for s, hd in zip(mask.structure,
     mask.head_dims)]`), or (heads, channels) per layer with `head_dims` given.
@@ -381,7 +397,7 @@ def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
     gen = torch.Generator().manual_seed(int(seed))
     random_scores = Scores([LayerScores(torch.rand(h, generator=gen), torch.rand(c, generator=gen))
                             for h, c in pairs], criterion="random", head_dims=dims)
-    mask = mask_from_scores(random_scores, ratio, align=align)
+    mask = mask_from_scores(random_scores, ratio, align=align, uniform=uniform)
     return Mask(mask.layers, meta={**mask.meta, "seed": seed})
 
 
@@ -394,10 +410,11 @@ def _check_same_structure(a: Mask, b: Mask) -> None:
 
 
 def _check_same_align(a: Mask, b: Mask) -> None:
-    ra, rb = a.meta.get("align", 1), b.meta.get("align", 1)  # masks saved before alignment existed: 1
-    if ra != rb:
-        raise MaskMismatchError(f"masks drawn under different alignment rules cannot be compared: align={ra} vs "
-                                f"align={rb}; draw both with the same align.")
+    for key, default in (("align", 1), ("uniform", False)):  # masks saved before a rule existed: its default
+        ra, rb = a.meta.get(key, default), b.meta.get(key, default)
+        if ra != rb:
+            raise MaskMismatchError(f"masks drawn under different rules cannot be compared: {key}={ra} vs "
+                                    f"{key}={rb}; draw both with the same {key}.")
 
 
 def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
@@ -439,16 +456,20 @@ def pairwise_distances(masks: list[Mask], kind: str = "combined") -> np.ndarray:
 
 def draw_mask(model: nn.Module | ModelGraph, ratio: float | None = None, *, head_ratio: float | None = None,
               ffn_ratio: float | None = None, scope: str = "layerwise", criterion: str = "magnitude",
-              align: int = 1) -> Mask:
+              align: int = 1, uniform: bool = False) -> Mask:
     """The common case in one call: build the dependency graph of `model` (or take a ModelGraph), score it
     with `criterion` and draw the mask at `ratio` (or `head_ratio` / `ffn_ratio`) in `scope`, with the
-    model's head dims and kept sizes rounded to multiples of `align` (see mask_from_scores). The model is not modified (an unprepared GPT-2 is refused: call prepare_model first,
-    before building the optimizer)."""
+    model's head dims and kept sizes rounded to multiples of `align` (see mask_from_scores); with `uniform`, the
+    same widths in every layer of one shape, heads grouped by each block's `head_group`. The model is not modified
+    (an unprepared GPT-2 is refused: call prepare_model first, before building the optimizer)."""
     _check_scope(scope)
     if ratio is None and (head_ratio is None or ffn_ratio is None):
         raise InvalidRatioError("give `ratio`, or both `head_ratio` and `ffn_ratio`")
     for name, value in (("ratio", ratio), ("head_ratio", head_ratio), ("ffn_ratio", ffn_ratio)):
         if value is not None:
             check_ratio(value, name)  # before the (slower) graph build
-    scores = score_model(as_graph(model, "model"), criterion)
-    return mask_from_scores(scores, ratio, head_ratio=head_ratio, ffn_ratio=ffn_ratio, scope=scope, align=align)
+    graph = as_graph(model, "model")
+    scores = score_model(graph, criterion)
+    groups = [b.head_group for b in graph.blocks] if uniform else None
+    return mask_from_scores(scores, ratio, head_ratio=head_ratio, ffn_ratio=ffn_ratio, scope=scope, align=align,
+                            uniform=uniform, head_groups=groups)
