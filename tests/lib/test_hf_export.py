@@ -111,6 +111,27 @@ def test_random_uniform_mask_and_distances_between_rules():
     assert eb.mask_distance(m, Mask.from_dict(m.to_dict()))["combined"] == 0.0
 
 
+def test_detector_draws_uniform_masks_and_its_ticket_exports(tmp_path):
+    from ebcore.detector import EarlyBirdDetector
+    model = eb.prepare_model(make_model("swin"))
+    det = EarlyBirdDetector(ratios=(0.3,), threshold=0.0, window=2, uniform=True)
+    det.check(model)
+    det.check(model)
+    ticket = det.ticket(0.3)
+    assert ticket is not None and ticket.mask.meta["uniform"] is True
+    assert [c for _, c in ticket.mask.kept_structure] == [50, 50, 100]
+    again = EarlyBirdDetector(ratios=(0.3,), threshold=0.0, window=2, uniform=True)
+    again.load_state_dict(det.state_dict())
+    assert again.ticket(0.3).mask == ticket.mask
+    with pytest.raises(eb.InvalidArgumentError, match="saved with"):
+        EarlyBirdDetector(ratios=(0.3,), threshold=0.0, window=2).load_state_dict(det.state_dict())
+    with pytest.raises(eb.InvalidArgumentError, match="scope='layerwise'"):
+        EarlyBirdDetector(uniform=True, scope="global")
+    ffn_only = eb.mask_from_scores(eb.score_model(model), head_ratio=0.0, ffn_ratio=0.3, uniform=True)
+    eb.prune_model(model, ffn_only)
+    save_pruned(model, tmp_path / "m", format="hf")
+
+
 # --- portable checkpoints: what is written, and a round trip without ebcore --------------------------
 
 def pruned(name, head_ratio, ffn_ratio, prepare=True, **overrides):
