@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 from transformers.pytorch_utils import Conv1D
+from transformers.utils import logging as hf_logging
 
 from .adapters import BlockSpec, get_adapter
 from .errors import CheckpointError, NotPortableError
@@ -157,7 +158,14 @@ def _check_same(expected: torch.Tensor, actual: torch.Tensor, low_precision: boo
 
 
 def write_hf(model: nn.Module, path: Path) -> Path:
-    """Write `model` to folder `path` (already checked by save_pruned) as a plain Hugging Face checkpoint."""
+    """Write `model` to folder `path` (already checked by save_pruned) as a plain Hugging Face checkpoint.
+    The global RNG is left as it was (building the stock model initializes weights), so saving mid-run
+    does not change the rest of the run."""
+    with torch.random.fork_rng(devices=[]):  # the models are built on the CPU
+        return _write_hf(model, path)
+
+
+def _write_hf(model: nn.Module, path: Path) -> Path:
     adapter = get_adapter(model)
     config = hf_config(model)
     params = list(model.parameters())
@@ -176,7 +184,13 @@ def write_hf(model: nn.Module, path: Path) -> Path:
     _check_same(expected, _outputs(fresh, inputs), low, "the stock model built from the written config")
 
     def write(tmp: Path) -> None:
-        fresh.save_pretrained(tmp)
-        back = type(model).from_pretrained(tmp, local_files_only=True).to(device)
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a bar per shard written and per check load is noise here
+        try:
+            fresh.save_pretrained(tmp)
+            back = type(model).from_pretrained(tmp, local_files_only=True).to(device)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         _check_same(expected, _outputs(back, inputs), low, "the checkpoint loaded back with from_pretrained")
     return atomic_folder(path, write)

@@ -232,11 +232,17 @@ def test_swin_ffn_export_writes_a_fractional_mlp_ratio(round_trip):
     assert config["num_heads"] == [2, 6]
 
 
-def test_saving_leaves_the_model_as_it_was(round_trip):
+def test_saving_leaves_the_model_and_the_rng_as_they_were(round_trip, tmp_path):
     _, expected = round_trip
     want, model = expected["gpt2-unprepared-dense"]
     assert needs_preparation(model), "the unprepared GPT-2 was not converted in place"
     assert torch.equal(logits(model, make_batch("gpt2")), want)
+    model = pruned("bert", 0.0, 0.3).train()
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    save_pruned(model, tmp_path / "m", format="hf")
+    assert torch.equal(torch.get_rng_state(), state), "building the stock model must not move the global RNG"
+    assert model.training, "the model's training mode is restored"
 
 
 # --- what a stock config cannot describe ------------------------------------------------------------
