@@ -9,89 +9,16 @@ Everything else in ebcore is family-neutral and goes through `get_adapter(model)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from .blocks import BlockSpec, FamilyAdapter, in_features, text_inputs, tracing_generator
+from .decoders import DECODER_ADAPTERS
 from .errors import UnsupportedModelError
 
-
-@dataclass
-class BlockSpec:
-    """One Transformer layer seen as prunable structure.
-
-    `qkv` holds the separate q/k/v projections, or one fused projection (GPT-2's c_attn) whose output
-    is `[q | k | v]`, each `num_heads * head_dim` wide. `o_proj`'s input channels are the concatenated
-    head outputs; `fc2`'s input channels are the FFN channels.
-    """
-
-    name: str
-    attention: nn.Module  # the module holding the head-count attributes
-    qkv: tuple[nn.Linear, ...]
-    o_proj: nn.Linear
-    fc1: nn.Linear
-    fc2: nn.Linear
-    head_dim: int
-    num_heads_attr: str
-    position_bias_owner: nn.Module | None = None  # Swin: module with relative_position_bias_table
-    head_group: int = 1  # heads a uniform mask keeps or prunes together (e.g. the query heads of one KV head)
-
-    @property
-    def fused_qkv(self) -> bool:
-        return len(self.qkv) == 1
-
-    @property
-    def num_heads(self) -> int:
-        return int(getattr(self.attention, self.num_heads_attr))
-
-    @property
-    def num_channels(self) -> int:
-        return in_features(self.fc2)
-
-
-def in_features(module: nn.Module) -> int:
-    """Input width of an nn.Linear, or of a transformers Conv1D (weight stored (in, out))."""
-    if isinstance(module, Conv1D):
-        return int(module.weight.shape[0])
-    return int(module.in_features)
-
-
-@dataclass(frozen=True)
-class FamilyAdapter:
-    """How ebcore reads and patches one model family."""
-
-    family: str
-    model_types: tuple[str, ...]
-    class_names: tuple[str, ...]
-    blocks_fn: Callable[..., list[BlockSpec]]
-    example_inputs_fn: Callable[[nn.Module], dict]
-    patch_fn: Callable[[BlockSpec, list[int]], None]  # after head pruning, with kept head indices
-
-    def blocks(self, model: nn.Module, allow_conv1d: bool = False) -> list[BlockSpec]:
-        """The model's blocks. With `allow_conv1d`, an unprepared GPT-2's Conv1D layers are accepted (for
-        read-only uses such as soft-mask hooks; Torch-Pruning cannot prune them)."""
-        if self.family == "gpt2":
-            return self.blocks_fn(model, allow_conv1d=allow_conv1d)
-        return self.blocks_fn(model)
-
-    def example_inputs(self, model: nn.Module) -> dict:
-        """Tracing inputs on the model's device; floating inputs in the model's floating dtype (a bf16
-        Swin's convolution refuses float32 pixels)."""
-        params = list(model.parameters())
-        device = params[0].device if params else torch.device("cpu")
-        dtype = next((p.dtype for p in params if p.is_floating_point()), torch.get_default_dtype())
-        out = {}
-        for k, v in self.example_inputs_fn(model).items():
-            if torch.is_tensor(v):
-                v = v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
-            out[k] = v
-        return out
-
-    def patch_after_head_pruning(self, block: BlockSpec, kept_heads: list[int]) -> None:
-        self.patch_fn(block, kept_heads)
+__all__ = ["ADAPTERS", "BlockSpec", "FamilyAdapter", "SUPPORTED_CLASSES", "conv1d_to_linear", "family_of",
+           "get_adapter", "in_features", "needs_preparation", "prepare_model"]
 
 
 # --- ViT and Swin: q_proj/k_proj/v_proj/o_proj + mlp.fc1/fc2 (transformers 5 names) ---------------
@@ -133,16 +60,10 @@ def _patch_swin(block: BlockSpec, kept: list[int]) -> None:
                                                           requires_grad=table.requires_grad)
 
 
-def _tracing_generator() -> torch.Generator:
-    """Example inputs come from their own generator: tracing must not shift the global RNG (dropout,
-    shuffling), or a run that traces at other moments (a resumed one) would diverge."""
-    return torch.Generator().manual_seed(0)
-
-
 def _image_inputs(model: nn.Module) -> dict:
     cfg = model.config
     size = cfg.image_size if isinstance(cfg.image_size, int) else cfg.image_size[0]
-    return {"pixel_values": torch.randn(1, cfg.num_channels, size, size, generator=_tracing_generator())}
+    return {"pixel_values": torch.randn(1, cfg.num_channels, size, size, generator=tracing_generator())}
 
 
 # --- RoBERTa and BERT: attention.self.{query,key,value}, attention.output.dense, intermediate/output --
@@ -164,16 +85,6 @@ def _bert_like_blocks(model: nn.Module) -> list[BlockSpec]:
 def _patch_bert_like(block: BlockSpec, kept: list[int]) -> None:
     block.attention.num_attention_heads = len(kept)
     block.attention.all_head_size = len(kept) * block.head_dim
-
-
-def _text_inputs(model: nn.Module) -> dict:
-    cfg = model.config
-    length = max(2, min(8, getattr(cfg, "max_position_embeddings", getattr(cfg, "n_positions", 16)) - 4))
-    low = min(4, cfg.vocab_size - 1)
-    inputs = {"input_ids": torch.randint(low, cfg.vocab_size, (1, length), generator=_tracing_generator())}
-    if cfg.model_type == "gpt2":
-        inputs["use_cache"] = False
-    return inputs
 
 
 # --- GPT-2: fused c_attn (converted from Conv1D to Linear), attn.c_proj, mlp.c_fc/c_proj ------------
@@ -209,11 +120,12 @@ ADAPTERS: dict[str, FamilyAdapter] = {
     "swin": FamilyAdapter("swin", ("swin",), ("SwinForImageClassification",), _swin_blocks, _image_inputs,
                           _patch_swin),
     "gpt2": FamilyAdapter("gpt2", ("gpt2",), ("GPT2LMHeadModel", "GPT2ForSequenceClassification"), _gpt2_blocks,
-                          _text_inputs, _patch_gpt2),
+                          text_inputs, _patch_gpt2),
     "roberta": FamilyAdapter("roberta", ("roberta",), ("RobertaForSequenceClassification",), _bert_like_blocks,
-                             _text_inputs, _patch_bert_like),
-    "bert": FamilyAdapter("bert", ("bert",), ("BertForSequenceClassification",), _bert_like_blocks, _text_inputs,
+                             text_inputs, _patch_bert_like),
+    "bert": FamilyAdapter("bert", ("bert",), ("BertForSequenceClassification",), _bert_like_blocks, text_inputs,
                           _patch_bert_like),
+    **DECODER_ADAPTERS,
 }
 SUPPORTED_CLASSES = tuple(c for a in ADAPTERS.values() for c in a.class_names)
 

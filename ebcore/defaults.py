@@ -1,5 +1,5 @@
 """Defaults of the early-bird detector, in one place: the study's distance thresholds per family (0.1 for
-the vision models, 0.01 for the language models) and Early-Bird's window of recent masks. The detector,
+the vision models, 0.01 for the language models, decoder LLMs included) and Early-Bird's window of recent masks. The detector,
 the study's profiles and config, the Trainer callback and the examples all read them from here.
 
     default_threshold("vit")      # 0.1
@@ -11,7 +11,8 @@ from torch import nn
 
 from .errors import UnsupportedModelError
 
-THRESHOLDS: dict[str, float] = {"vit": 0.1, "swin": 0.1, "gpt2": 0.01, "roberta": 0.01, "bert": 0.01}
+THRESHOLDS: dict[str, float] = {"vit": 0.1, "swin": 0.1, "gpt2": 0.01, "roberta": 0.01, "bert": 0.01,
+                               "llama": 0.01, "qwen2": 0.01, "mistral": 0.01, "gemma": 0.01}  # decoders: text, 0.01
 WINDOW = 5   # Early-Bird (You et al. 2020): the ticket when the newest mask is within the threshold of the last 5
 
 

@@ -102,18 +102,16 @@ class EarlyBirdDetector:
     def draw_masks(self, source: nn.Module | ModelGraph | Scores) -> dict[float, Mask]:
         """Masks at every ratio from one scoring pass (no state change). A model or graph is scored with
         the detector's criterion; Scores are used as given (they carry the head dims)."""
-        groups = None  # heads kept together under a uniform rule (the blocks' head_group; Scores: single heads)
         if isinstance(source, Scores):
             scores = source
         elif isinstance(source, (ModelGraph, nn.Module)):
             graph = source if isinstance(source, ModelGraph) else self._graph_for(source)
             scores = score_model(graph, self.criterion)
-            groups = [b.head_group for b in graph.blocks] if self.uniform else None
         else:
             raise InvalidArgumentError(f"source must be a model, a ModelGraph or Scores (from score_model), got "
                                        f"{describe(source)}")
-        return {r: mask_from_scores(scores, r, scope=self.scope, align=self.align, uniform=self.uniform,
-                                    head_groups=groups) for r in self.ratios}
+        return {r: mask_from_scores(scores, r, scope=self.scope, align=self.align, uniform=self.uniform)
+                for r in self.ratios}
 
     def check(self, source: nn.Module | ModelGraph | Scores, at: int | float | str | None = None
               ) -> dict[float, float | None]:

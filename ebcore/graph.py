@@ -10,6 +10,11 @@ Two fixes over Torch-Pruning 1.6.1 live here:
   silently dropped); surgery slices it by hand.
 - GPT-2's fused `c_attn(x).split(E, dim=2)` is on the last dim, which Torch-Pruning 1.6.1 does not
   index-map (it maps splits on dim 1 only): we add the mapping so q/k/v rows follow the heads.
+- Grouped-query attention (Llama, Qwen2, Mistral, Gemma): the graph couples q, k, v and o channel by
+  channel, as if k/v had one head per query head (k/v are `group_size` times narrower). For grouped blocks
+  the head group keeps only q's rows and o's columns, and the KV group (`kv_group`) only k's and v's rows
+  (each from its own group: with Mistral's sliding window the graph does not couple v to k); the wrongly
+  mapped members are dropped, and surgery checks what is left against the mask.
 """
 from __future__ import annotations
 
@@ -107,16 +112,39 @@ class ModelGraph:
         return self.adapter.family
 
     def head_group(self, block: BlockSpec, channel_idxs: list[int]) -> tp.dependency.Group:
-        """Group of o_proj input channels `channel_idxs` (whole heads expand to head_dim channels)."""
-        return self.dg.get_pruning_group(block.o_proj, tp.prune_linear_in_channels, idxs=list(channel_idxs))
+        """Group of o_proj input channels `channel_idxs` (whole heads expand to head_dim channels). In a
+        grouped (GQA) block: only q's rows and o's columns (k/v are shared by a KV group, see `kv_group`)."""
+        group = self.dg.get_pruning_group(block.o_proj, tp.prune_linear_in_channels, idxs=list(channel_idxs))
+        return _without(group, block.qkv[1:]) if block.grouped else group
+
+    def kv_group(self, block: BlockSpec, kv_channel_idxs: list[int]) -> tp.dependency.Group:
+        """Grouped (GQA) blocks: k's and v's rows `kv_channel_idxs` (KV head j covers [j*hd, (j+1)*hd))."""
+        if not block.grouped:
+            raise InvalidArgumentError(f"{block.name} has no grouped-query attention: its heads are in head_group")
+        out = _without(tp.dependency.Group(), ())
+        out._DG = self.dg
+        for proj in block.qkv[1:]:  # k's rows from k's group, v's from v's (the graph does not always couple them)
+            group = self.dg.get_pruning_group(proj, tp.prune_linear_out_channels, idxs=list(kv_channel_idxs))
+            out._group += [item for item in group.items if item.dep.target.module is proj]
+        return out
 
     def ffn_group(self, block: BlockSpec, channel_idxs: list[int]) -> tp.dependency.Group:
-        """Group of fc2 input channels `channel_idxs` (and fc1's matching output channels)."""
+        """Group of fc2 input channels `channel_idxs` (and the matching output channels of fc1 and the gate)."""
         return self.dg.get_pruning_group(block.fc2, tp.prune_linear_in_channels, idxs=list(channel_idxs))
 
     def structure(self) -> list[tuple[int, int]]:
         """(heads, ffn channels) per layer, as the model is now."""
         return [(b.num_heads, b.num_channels) for b in self.blocks]
+
+
+def _without(group: tp.dependency.Group, modules: tuple[nn.Module, ...]) -> tp.dependency.Group:
+    """`group` less its members that act on `modules` (same items, root indices kept)."""
+    out = tp.dependency.Group()
+    out._DG = group._DG
+    for item in group.items:
+        if not any(item.dep.target.module is m for m in modules):
+            out._group.append(item)
+    return out
 
 
 def head_channels(heads: list[int] | torch.Tensor, head_dim: int) -> list[int]:

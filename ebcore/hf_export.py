@@ -9,7 +9,8 @@ express, read from its transformers 5 modeling code:
 * FFN channels: every family (`intermediate_size`; GPT-2 `n_inner`; Swin `mlp_ratio`, one float for all
   stages: the kept width of each stage must be `int(mlp_ratio * stage_width)` for one ratio).
 * Attention heads: only where the config can carry the head size, which pruning heads keeps unchanged.
-  ViT reads `config.head_dim` (else hidden_size / heads). BERT and RoBERTa compute
+  ViT reads `config.head_dim` (else hidden_size / heads); Llama, Qwen2, Mistral and Gemma read `head_dim`
+  and `num_key_value_heads` (every layer must keep the same query and KV heads). BERT and RoBERTa compute
   hidden_size / num_attention_heads, GPT-2 n_embd / n_head and Swin stage_width / num_heads: with fewer
   heads the head size would grow and the weights would not fit, so their heads cannot be pruned here.
 
@@ -24,12 +25,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from torch import nn
 from transformers import PretrainedConfig
 from transformers.pytorch_utils import Conv1D
 from transformers.utils import logging as hf_logging
 
 from .adapters import BlockSpec, get_adapter
+from .decoders import DECODER_FAMILIES
 from .errors import CheckpointError, NotPortableError
 from .files import atomic_folder
 
@@ -37,15 +40,21 @@ WHAT_WORKS = ("draw the mask with uniform=True (ebcore.draw_mask(model, ratio, u
               "or save with format='ebcore' (ebcore.io.save_pruned(model, path)), which holds any widths")
 
 
+def _width(b: BlockSpec) -> str:
+    kv = f" on {b.kv_heads} KV heads" if b.grouped else ""
+    return f"{b.num_heads} heads{kv} and {b.num_channels} FFN channels"
+
+
 def _one_width(blocks: list[BlockSpec], config_name: str) -> tuple[int, int]:
-    """The (heads, channels) every block shares, or NotPortableError naming the first block that differs."""
+    """The (heads, channels) every block shares (and KV heads, under grouped-query attention), or
+    NotPortableError naming the first block that differs."""
     first = blocks[0]
     for b in blocks[1:]:
-        if (b.num_heads, b.num_channels) != (first.num_heads, first.num_channels):
+        if (b.num_heads, b.kv_heads, b.num_channels) != (first.num_heads, first.kv_heads, first.num_channels):
             raise NotPortableError(
-                f"layer {b.name} keeps {b.num_heads} heads and {b.num_channels} FFN channels, but layer {first.name} "
-                f"keeps {first.num_heads} heads and {first.num_channels}: a {config_name} has one width for all "
-                f"layers, so this model cannot be a plain Hugging Face checkpoint; {WHAT_WORKS}.")
+                f"layer {b.name} keeps {_width(b)}, but layer {first.name} keeps {_width(first)}: a {config_name} "
+                f"has one width for all layers, so this model cannot be a plain Hugging Face checkpoint; "
+                f"{WHAT_WORKS}.")
     return first.num_heads, first.num_channels
 
 
@@ -106,11 +115,18 @@ def _swin_fields(config: PretrainedConfig, blocks: list[BlockSpec]) -> dict:
         f"{WHAT_WORKS}.")
 
 
-# family -> config fields of the pruned model (raises NotPortableError). A new family adds its entry here
-# (e.g. grouped-query attention: num_attention_heads, num_key_value_heads, head_dim, intermediate_size).
+def _decoder_fields(config: PretrainedConfig, blocks: list[BlockSpec]) -> dict:
+    """Llama, Qwen2, Mistral, Gemma: heads, KV heads and head_dim are all config fields (the attention reads
+    config.head_dim); query head h reads KV head h // (heads / KV heads), the order ebcore's pruning keeps."""
+    heads, channels = _one_width(blocks, type(config).__name__)
+    return {"num_attention_heads": heads, "num_key_value_heads": blocks[0].kv_heads, "head_dim": blocks[0].head_dim,
+            "intermediate_size": channels}
+
+
+# family -> config fields of the pruned model (raises NotPortableError). A new family adds its entry here.
 EXPORTS: dict[str, Callable[[PretrainedConfig, list[BlockSpec]], dict]] = {
     "vit": _vit_fields, "bert": _bert_like_fields, "roberta": _bert_like_fields, "gpt2": _gpt2_fields,
-    "swin": _swin_fields,
+    "swin": _swin_fields, **{family: _decoder_fields for family in DECODER_FAMILIES},
 }
 
 
@@ -125,6 +141,17 @@ def hf_config(model: nn.Module) -> PretrainedConfig:
     for key, value in EXPORTS[adapter.family](config, blocks).items():
         setattr(config, key, value)
     config.architectures = [type(model).__name__]
+    validate = getattr(config, "validate", None)  # transformers' own checks (strict configs), run by save_pretrained
+    try:
+        if callable(validate):
+            validate()
+    except (ValueError, TypeError, StrictDataclassError) as err:
+        b = blocks[0]
+        raise NotPortableError(
+            f"layer {b.name} keeps {_width(b)} (head size {b.head_dim}), and every layer the same, but transformers "
+            f"refuses a {type(config).__name__} with these widths: {str(err).strip().splitlines()[-1].strip()} "
+            "Choose a ratio whose kept head count the config accepts, prune FFN channels only (head_ratio=0), or "
+            "save with format='ebcore' (ebcore.io.save_pruned(model, path)).") from None
     return config
 
 

@@ -93,7 +93,8 @@ def save_pruned(model: nn.Module, path: str | os.PathLike, overwrite: bool = Fal
     structure = {
         "format": FORMAT, "family": adapter.family, "class": type(model).__name__,
         "transformers_version": transformers.__version__,
-        "layers": [{"name": b.name, "heads": b.num_heads, "channels": b.num_channels} for b in blocks],
+        "layers": [{"name": b.name, "heads": b.num_heads, "channels": b.num_channels,
+                    **({"kv_heads": b.kv_heads} if b.grouped else {})} for b in blocks],
         "extra": extra or {},
     }
 
@@ -122,7 +123,9 @@ def _validate_structure(structure: object, file: Path) -> dict:
     for i, layer in enumerate(layers):
         if not isinstance(layer, dict):
             raise bad(f"layers[{i}] must be an object, got {describe(layer)}")
-        for key in ("heads", "channels"):
+        for key in ("heads", "channels", "kv_heads"):
+            if key == "kv_heads" and key not in layer:
+                continue  # grouped-query attention only
             value = layer.get(key, "<missing>")
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad(f"layers[{i}].{key} must be a positive integer, got {describe(value)}")
@@ -181,7 +184,8 @@ def load_pruned(path: str | os.PathLike, device: str | torch.device | None = Non
         raise CheckpointError(f"{path}: the structure lists {len(layers)} layers but config.json builds {n_blocks}; "
                               "the config does not match this pruned model")
     try:
-        shrink_to_structure(model, [(l["heads"], l["channels"]) for l in layers])
+        shrink_to_structure(model, [(l["heads"], l["channels"], *([l["kv_heads"]] if "kv_heads" in l else []))
+                                    for l in layers])
     except MaskMismatchError as err:
         raise CheckpointError(f"{path}: the saved structure does not fit config.json ({err})") from None
     weights = path / WEIGHTS_FILE

@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .align import AlignmentError, align_kept, check_align, head_unit
+from .align import check_align
 from .errors import InvalidArgumentError, InvalidRatioError, MaskMismatchError, describe
 from .graph import ModelGraph
-from .scores import LayerScores, Scores, as_graph, check_head_dims, score_model
-from .uniform import uniform_kept
+from .scores import LayerScores, Scores, as_graph, check_group_sizes, check_head_dims, score_model
+from .selection import keep_channels, keep_heads
+from .uniform import uniform_channels
 
 SCOPES = ("layerwise", "global")
 DISTANCE_KINDS = ("combined", "heads", "channels")
@@ -59,9 +60,10 @@ class LayerMask:
     num_heads: int
     num_channels: int
     head_dim: int = 1
+    group_size: int = 1  # query heads per KV head (grouped-query attention); 1: every head is its own group
 
     def __post_init__(self) -> None:
-        for name in ("num_heads", "num_channels", "head_dim"):
+        for name in ("num_heads", "num_channels", "head_dim", "group_size"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise InvalidArgumentError(f"LayerMask.{name} must be a positive integer, got {describe(value)}")
@@ -74,6 +76,33 @@ class LayerMask:
             raise MaskMismatchError(f"head indices {self.heads} out of range for {self.num_heads} heads")
         if self.channels and (self.channels[0] < 0 or self.channels[-1] >= self.num_channels):
             raise MaskMismatchError(f"channel indices out of range for {self.num_channels} channels")
+        if self.num_heads % self.group_size:
+            raise InvalidArgumentError(f"LayerMask.group_size={self.group_size} does not divide num_heads="
+                                       f"{self.num_heads} into KV groups")
+        counts = {n for n in self.heads_per_group() if n}
+        if len(counts) > 1:
+            raise MaskMismatchError(
+                f"the layer mask keeps {self.heads_per_group()} query heads in its {self.kv_heads} KV groups (heads "
+                f"{self.heads}, {self.group_size} per group): under grouped-query attention every KV group must keep "
+                "the same number of query heads, or none (to prune the group); draw masks with ebcore.draw_mask, "
+                "mask_from_scores or random_mask, which follow this rule.")
+
+    @property
+    def kv_heads(self) -> int:
+        """KV heads (groups) of the dense layer."""
+        return self.num_heads // self.group_size
+
+    def heads_per_group(self) -> list[int]:
+        """Kept query heads in each KV group (query head h is in group h // group_size)."""
+        counts = [0] * self.kv_heads
+        for h in self.heads:
+            counts[h // self.group_size] += 1
+        return counts
+
+    @property
+    def kept_kv_groups(self) -> list[int]:
+        """The KV groups that keep at least one query head (the others lose their k/v rows)."""
+        return [j for j, n in enumerate(self.heads_per_group()) if n]
 
     def head_vector(self) -> np.ndarray:
         keep = np.zeros(self.num_heads, dtype=bool)
@@ -120,6 +149,11 @@ class Mask:
         return [lm.head_dim for lm in self.layers]
 
     @property
+    def group_sizes(self) -> list[int]:
+        """Query heads per KV head of every layer (1 without grouped-query attention)."""
+        return [lm.group_size for lm in self.layers]
+
+    @property
     def structure(self) -> list[tuple[int, int]]:
         """(heads, channels) per layer of the dense model the mask was drawn on."""
         return [(lm.num_heads, lm.num_channels) for lm in self.layers]
@@ -154,11 +188,14 @@ class Mask:
         }
 
     def to_dict(self) -> dict:
+        """JSON-ready dict; a layer's "group_size" is written only when it is above 1 (grouped-query attention),
+        so masks of other models keep the keys (and hashes) they always had."""
         return {
             "format": "ebcore.mask/1",
             "meta": self.meta,
             "layers": [{"heads": list(lm.heads), "channels": list(lm.channels), "num_heads": lm.num_heads,
-                        "num_channels": lm.num_channels, "head_dim": lm.head_dim} for lm in self.layers],
+                        "num_channels": lm.num_channels, "head_dim": lm.head_dim,
+                        **({"group_size": lm.group_size} if lm.group_size > 1 else {})} for lm in self.layers],
         }
 
     @classmethod
@@ -167,7 +204,8 @@ class Mask:
             raise MaskMismatchError("not an ebcore mask (expected a dict with format 'ebcore.mask/1')")
         keys = {"heads", "channels", "num_heads", "num_channels", "head_dim"}
         layers = data.get("layers")
-        if not isinstance(layers, list) or not all(isinstance(lm, dict) and set(lm) == keys for lm in layers):
+        if not isinstance(layers, list) or not all(isinstance(lm, dict) and set(lm) - {"group_size"} == keys
+                                                   for lm in layers):
             raise MaskMismatchError(f"a saved mask's 'layers' must be a list of dicts with keys {sorted(keys)}, got "
                                     f"{describe(layers)}")
         meta = data.get("meta", {})
@@ -195,13 +233,16 @@ class Mask:
         return hashlib.sha256(payload).hexdigest()[:16]
 
     @classmethod
-    def full(cls, structure: list[tuple[int, ...]], head_dims: list[int] | None = None) -> "Mask":
+    def full(cls, structure: list[tuple[int, ...]], head_dims: list[int] | None = None,
+             group_sizes: list[int] | None = None) -> "Mask":
         """The mask that keeps everything of a model with the given (heads, channels) or
-        (heads, channels, head_dim) per layer (head dims 1 if neither the structure nor `head_dims` has them)."""
+        (heads, channels, head_dim) per layer (head dims 1 if neither the structure nor `head_dims` has them;
+        group sizes 1 unless given)."""
         pairs, dims = _split_structure(structure, head_dims)
         dims = dims or [1] * len(pairs)
-        return cls(layers=tuple(LayerMask(tuple(range(h)), tuple(range(c)), h, c, hd)
-                                for (h, c), hd in zip(pairs, dims)))
+        groups = _group_sizes(group_sizes, pairs)
+        return cls(layers=tuple(LayerMask(tuple(range(h)), tuple(range(c)), h, c, hd, g)
+                                for (h, c), hd, g in zip(pairs, dims, groups)))
 
 
 def as_mask(mask: object, name: str = "mask") -> Mask:
@@ -231,6 +272,13 @@ def _split_structure(structure: object, head_dims: object) -> tuple[list[tuple[i
     return pairs, dims
 
 
+def _group_sizes(group_sizes: object, pairs: list[tuple[int, int]]) -> list[int]:
+    """`group_sizes` checked against the layers' head counts; 1 per layer when None."""
+    if group_sizes is None:
+        return [1] * len(pairs)
+    return check_group_sizes(group_sizes, [h for h, _ in pairs])
+
+
 def check_ratio(ratio: float, name: str = "ratio") -> float:
     """Return `ratio` as float, or raise InvalidRatioError (naming `name`) if it is not a real number
     in [0, 1). Strings ("0.3") and booleans are refused, not converted."""
@@ -246,37 +294,10 @@ def check_ratio(ratio: float, name: str = "ratio") -> float:
     return value
 
 
-def _n_pruned(total: int, ratio: float) -> int:
-    return int(round(total * ratio + 1e-9))
-
-
-def _keep_layerwise(scores: torch.Tensor, ratio: float) -> list[int]:
-    n = len(scores)
-    n_prune = min(_n_pruned(n, ratio), n - 1)  # never empty a layer
-    order = torch.argsort(scores, descending=True, stable=True)  # best first; ties -> lower index first
-    return sorted(order[: n - n_prune].tolist())
-
-
-def _keep_global(per_layer: list[torch.Tensor], ratio: float) -> list[list[int]]:
-    """Prune the globally lowest `ratio` of units, ranking scores normalized per layer (divided by the
-    layer's mean) so layers and Swin stages of different widths compare fairly. Each layer's best unit
-    is never a candidate, so no layer is emptied and the pruned count is exact."""
-    total = sum(len(s) for s in per_layer)
-    n_prune = min(_n_pruned(total, ratio), total - len(per_layer))
-    candidates = []  # (normalized score, layer, index)
-    for layer, s in enumerate(per_layer):
-        norm = s / s.mean().clamp_min(1e-12)
-        best = int(torch.argmax(s))
-        candidates += [(float(norm[i]), layer, i) for i in range(len(s)) if i != best]
-    candidates.sort(key=lambda t: (t[0], t[1], t[2]))
-    pruned = {(layer, i) for _, layer, i in candidates[:n_prune]}
-    return [[i for i in range(len(s)) if (layer, i) not in pruned] for layer, s in enumerate(per_layer)]
-
-
 def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: float | None = None,
                      ffn_ratio: float | None = None, scope: str = "layerwise",
-                     head_dims: list[int] | None = None, align: int = 1, uniform: bool = False,
-                     head_groups: list[int] | None = None) -> Mask:
+                     head_dims: list[int] | None = None, align: int = 1, kv_groups: bool = False,
+                     uniform: bool = False) -> Mask:
     """Draw a mask that prunes the lowest-scoring `ratio` of heads and of FFN channels.
 
     `head_ratio` / `ffn_ratio` override `ratio` for heads / channels. `scope` is "layerwise" (each layer
@@ -286,12 +307,14 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     `align` (N >= 1): round each layer's kept FFN channels, and its kept heads in units whose width
     heads * head_dim is a multiple of N, by the rule of `ebcore.align` (needs `head_dims` when N > 1);
     recorded in `meta["align"]`.
-    `uniform`: every layer keeps the same fraction, so layers of one width keep one width (the form a plain
-    Hugging Face config can hold, see `ebcore.io.save_pruned(format="hf")`); counts by the rule of
-    `ebcore.uniform`, units still chosen by score within each layer. Needs scope="layerwise" (uniform counts
-    leave nothing for a global ranking to decide). `head_groups` (uniform only): per layer, heads kept or
-    pruned together in groups of that many consecutive heads (e.g. grouped-query attention). Recorded in
-    `meta["uniform"]`.
+    Grouped-query attention (the scores' `group_sizes` > 1): every KV group keeps the same number of query
+    heads, the ratio applied inside each group; with `kv_groups=True` whole KV groups are pruned instead
+    (see `ebcore.selection`).
+    `uniform`: one width per layer shape, the form a plain Hugging Face config can hold (see
+    `ebcore.io.save_pruned(format="hf")`): FFN channels keep one fraction in every layer (`ebcore.uniform`),
+    heads follow the layerwise rule (layers with the same heads and KV groups keep the same count); units are
+    still chosen by score within each layer. Needs scope="layerwise" (uniform counts leave nothing for a
+    global ranking to decide). Recorded in `meta["uniform"]`.
     """
     if not isinstance(scores, Scores):
         raise InvalidArgumentError(f"scores must be ebcore Scores (from score_model), got {describe(scores)}; "
@@ -304,28 +327,29 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     hr = check_ratio(head_ratio, "head_ratio") if head_ratio is not None else base
     fr = check_ratio(ffn_ratio, "ffn_ratio") if ffn_ratio is not None else base
     head_dims = _resolve_head_dims(scores, head_dims)
+    if not isinstance(kv_groups, bool):
+        raise InvalidArgumentError(f"kv_groups must be True or False, got {describe(kv_groups)}")
     head_scores = [s.heads for s in scores.layers]
     ch_scores = [s.channels for s in scores.layers]
+    groups = scores.group_sizes or [1] * len(head_scores)
+    align = check_align(align)
     if not isinstance(uniform, bool):
         raise InvalidArgumentError(f"uniform must be True or False, got {describe(uniform)}")
-    if head_groups is not None and not uniform:
-        raise InvalidArgumentError("head_groups applies to uniform masks only; pass uniform=True")
-    align = check_align(align)
+    if uniform and scope != "layerwise":
+        raise InvalidArgumentError(f"uniform=True needs scope='layerwise', got scope={scope!r}: uniform widths fix "
+                                   "every layer's count, so a global ranking has nothing to decide (which units "
+                                   "are kept is still chosen by score within each layer).")
+    kept_heads = keep_heads(head_scores, hr, scope, head_dims, groups, align, kv_groups)
+    kept_ch = uniform_channels(ch_scores, fr, align) if uniform else keep_channels(ch_scores, fr, scope, align)
+    meta = {"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion, "align": align}
+    if kv_groups:
+        meta["kv_groups"] = True
     if uniform:
-        kept_heads, kept_ch = uniform_kept(head_scores, ch_scores, hr, fr, scope, head_dims, align, head_groups)
-    elif scope == "layerwise":
-        kept_heads = [_keep_layerwise(s, hr) for s in head_scores]
-        kept_ch = [_keep_layerwise(s, fr) for s in ch_scores]
-    else:
-        kept_heads = _keep_global(head_scores, hr)
-        kept_ch = _keep_global(ch_scores, fr)
-    if align > 1 and not uniform:
-        kept_heads, kept_ch = _aligned(kept_heads, kept_ch, head_scores, ch_scores, head_dims, align)
+        meta["uniform"] = True
     mask = Mask(
-        layers=tuple(LayerMask(tuple(h), tuple(c), len(hs), len(cs), hd)
-                     for h, c, hs, cs, hd in zip(kept_heads, kept_ch, head_scores, ch_scores, head_dims)),
-        meta={"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion, "align": align,
-              **({"uniform": True} if uniform else {})},
+        layers=tuple(LayerMask(tuple(h), tuple(c), len(hs), len(cs), hd, g) for h, c, hs, cs, hd, g
+                     in zip(kept_heads, kept_ch, head_scores, ch_scores, head_dims, groups)),
+        meta=meta,
     )
     mask.check_not_empty()
     return mask
@@ -366,23 +390,12 @@ def _resolve_head_dims(scores: Scores, head_dims: object) -> list[int]:
     return given
 
 
-def _aligned(kept_heads: list[list[int]], kept_ch: list[list[int]], head_scores: list[torch.Tensor],
-             ch_scores: list[torch.Tensor], head_dims: list[int] | None, align: int
-             ) -> tuple[list[list[int]], list[list[int]]]:
-    """Kept heads and channels of every layer rounded by `ebcore.align`'s rule."""
-    if head_dims is None or len(head_dims) != len(kept_heads):
-        raise AlignmentError(f"align={align} needs head_dims (one per layer, {len(kept_heads)} layers), got "
-                             f"{head_dims!r}: pass head_dims=[block.head_dim for block in graph.blocks], "
-                             "or align=1.")
-    heads = [align_kept(k, s, head_unit(align, hd)) for k, s, hd in zip(kept_heads, head_scores, head_dims)]
-    channels = [align_kept(k, s, align) for k, s in zip(kept_ch, ch_scores)]
-    return heads, channels
-
-
 def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
-                head_dims: list[int] | None = None, align: int = 1, uniform: bool = False) -> Mask:
+                head_dims: list[int] | None = None, align: int = 1, group_sizes: list[int] | None = None,
+                kv_groups: bool = False, uniform: bool = False) -> Mask:
     """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control);
-    `align` and `uniform` as in `mask_from_scores`.
+    `align`, `kv_groups` and `uniform` as in `mask_from_scores`; `group_sizes` (query heads per KV head of each
+    layer, e.g. `mask.group_sizes` or `[b.group_size for b in graph.blocks]`) for grouped-query attention.
 
     `structure` is (heads, channels, head_dim) per layer (e.g. `[(*s, hd) for s, hd in zip(mask.structure,
     mask.head_dims)]`), or (heads, channels) per layer with `head_dims` given.
@@ -396,8 +409,9 @@ def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
                                 "head_dim) tuples, or pass head_dims=[...] (one per layer).")
     gen = torch.Generator().manual_seed(int(seed))
     random_scores = Scores([LayerScores(torch.rand(h, generator=gen), torch.rand(c, generator=gen))
-                            for h, c in pairs], criterion="random", head_dims=dims)
-    mask = mask_from_scores(random_scores, ratio, align=align, uniform=uniform)
+                            for h, c in pairs], criterion="random", head_dims=dims,
+                           group_sizes=_group_sizes(group_sizes, pairs))
+    mask = mask_from_scores(random_scores, ratio, align=align, kv_groups=kv_groups, uniform=uniform)
     return Mask(mask.layers, meta={**mask.meta, "seed": seed})
 
 
@@ -407,6 +421,9 @@ def _check_same_structure(a: Mask, b: Mask) -> None:
     if a.head_dims != b.head_dims:
         raise MaskMismatchError(f"masks with different head dims cannot be compared: {a.head_dims} vs {b.head_dims}; "
                                 "draw both with ebcore.draw_mask / score_model, which set the model's head dims.")
+    if a.group_sizes != b.group_sizes:
+        raise MaskMismatchError(f"masks with different KV group sizes cannot be compared: {a.group_sizes} vs "
+                                f"{b.group_sizes}; draw both with ebcore.draw_mask / score_model.")
 
 
 def _check_same_align(a: Mask, b: Mask) -> None:
@@ -456,20 +473,19 @@ def pairwise_distances(masks: list[Mask], kind: str = "combined") -> np.ndarray:
 
 def draw_mask(model: nn.Module | ModelGraph, ratio: float | None = None, *, head_ratio: float | None = None,
               ffn_ratio: float | None = None, scope: str = "layerwise", criterion: str = "magnitude",
-              align: int = 1, uniform: bool = False) -> Mask:
+              align: int = 1, kv_groups: bool = False, uniform: bool = False) -> Mask:
     """The common case in one call: build the dependency graph of `model` (or take a ModelGraph), score it
     with `criterion` and draw the mask at `ratio` (or `head_ratio` / `ffn_ratio`) in `scope`, with the
-    model's head dims and kept sizes rounded to multiples of `align` (see mask_from_scores); with `uniform`, the
-    same widths in every layer of one shape, heads grouped by each block's `head_group`. The model is not modified
-    (an unprepared GPT-2 is refused: call prepare_model first, before building the optimizer)."""
+    model's head dims and kept sizes rounded to multiples of `align` (see mask_from_scores; `kv_groups=True`
+    prunes whole KV groups of a grouped-query-attention model; `uniform=True` keeps one width per layer shape,
+    for save_pruned(format="hf")). The model is not modified (an unprepared GPT-2 is refused: call prepare_model
+    first, before building the optimizer)."""
     _check_scope(scope)
     if ratio is None and (head_ratio is None or ffn_ratio is None):
         raise InvalidRatioError("give `ratio`, or both `head_ratio` and `ffn_ratio`")
     for name, value in (("ratio", ratio), ("head_ratio", head_ratio), ("ffn_ratio", ffn_ratio)):
         if value is not None:
             check_ratio(value, name)  # before the (slower) graph build
-    graph = as_graph(model, "model")
-    scores = score_model(graph, criterion)
-    groups = [b.head_group for b in graph.blocks] if uniform else None
+    scores = score_model(as_graph(model, "model"), criterion)
     return mask_from_scores(scores, ratio, head_ratio=head_ratio, ffn_ratio=ffn_ratio, scope=scope, align=align,
-                            uniform=uniform, head_groups=groups)
+                            kv_groups=kv_groups, uniform=uniform)

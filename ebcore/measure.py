@@ -71,12 +71,12 @@ def train_flops_per_sample(model: nn.Module, batch: dict) -> int:
 
 
 def scored_weight_elements(model: nn.Module) -> int:
-    """Elements of the weights a scoring pass reads (q/k/v/o and fc1/fc2 of every block): a magnitude
+    """Elements of the weights a scoring pass reads (q/k/v/o, fc1 (and gate)/fc2 of every block): a magnitude
     pass costs about 2 FLOPs per element (square and add), a Taylor pass 3 (plus the product)."""
     from .adapters import get_adapter
     total = 0
     for block in get_adapter(model).blocks(model):
-        for lin in (*block.qkv, block.o_proj, block.fc1, block.fc2):
+        for lin in (*block.qkv, block.o_proj, *block.ffn_in, block.fc2):
             total += lin.weight.numel()
     return total
 

@@ -38,6 +38,12 @@ def _check_fits(blocks: list[BlockSpec], mask: Mask) -> None:
         raise MaskMismatchError(
             f"the mask's head dims {mask.head_dims} differ from this model's head dims {dims}; draw the mask with "
             "ebcore.draw_mask(model, ratio) (or score_model + mask_from_scores), which record the model's head dims.")
+    groups = [b.group_size for b in blocks]
+    if groups != mask.group_sizes:
+        raise MaskMismatchError(
+            f"the mask's KV group sizes {mask.group_sizes} differ from this model's {groups} (query heads per KV "
+            "head, grouped-query attention): draw the mask with ebcore.draw_mask(model, ratio), or pass "
+            "group_sizes= to random_mask / Mask.full.")
 
 
 def _snapshot_parameter_state(model: nn.Module) -> dict[str, tuple[bool, dict]]:
@@ -119,8 +125,10 @@ def _snapshot(blocks: list[BlockSpec]) -> list[dict[str, torch.Tensor]]:
     for b in blocks:
         snap = {f"qkv{i}.{k}": getattr(m, k).detach().clone() for i, m in enumerate(b.qkv)
                 for k in ("weight", "bias") if getattr(m, k) is not None}
-        for name in ("o_proj", "fc1", "fc2"):
+        for name in ("o_proj", "fc1", "fc2", "gate"):
             m = getattr(b, name)
+            if m is None:
+                continue
             snap[f"{name}.weight"] = m.weight.detach().clone()
             if m.bias is not None:
                 snap[f"{name}.bias"] = m.bias.detach().clone()
@@ -130,9 +138,14 @@ def _snapshot(blocks: list[BlockSpec]) -> list[dict[str, torch.Tensor]]:
     return snaps
 
 
-def _expected_head_rows(block: BlockSpec, heads: list[int], num_heads: int) -> list[list[int]]:
-    """Output rows of each q/k/v linear that belong to `heads` (fused c_attn: one list over [q|k|v])."""
+def _expected_head_rows(block: BlockSpec, heads: list[int], num_heads: int, group_size: int = 1,
+                        kv_groups: list[int] | None = None) -> list[list[int]]:
+    """Output rows of each q/k/v linear that belong to `heads` (fused c_attn: one list over [q|k|v]); in a
+    grouped (GQA) block, k's and v's rows of the KV groups `kv_groups`."""
     rows = head_channels(heads, block.head_dim)
+    if block.grouped:
+        kv_rows = head_channels(kv_groups or [], block.head_dim)
+        return [rows, kv_rows, kv_rows]
     if block.fused_qkv:
         width = num_heads * block.head_dim
         return [[part * width + r for part in range(3) for r in rows]]
@@ -163,8 +176,11 @@ def _verify_block(block: BlockSpec, lm, snap: dict[str, torch.Tensor], num_heads
     def fail(msg):
         raise PruningError(f"{block.name}: {msg} after pruning; the model does not match the mask.")
     if block.num_heads != len(lm.heads):
-        fail(f"{block.num_heads_attr}={block.num_heads}, expected {len(lm.heads)}")
-    for i, (m, rows) in enumerate(zip(block.qkv, _expected_head_rows(block, list(lm.heads), num_heads_before))):
+        fail(f"{block.num_heads_attr or 'the query heads'}={block.num_heads}, expected {len(lm.heads)}")
+    if block.grouped and block.kv_heads != len(lm.kept_kv_groups):
+        fail(f"{block.kv_heads} KV heads, expected {len(lm.kept_kv_groups)}")
+    head_rows = _expected_head_rows(block, list(lm.heads), num_heads_before, lm.group_size, lm.kept_kv_groups)
+    for i, (m, rows) in enumerate(zip(block.qkv, head_rows)):
         idx = torch.as_tensor(rows, device=m.weight.device)
         if not torch.equal(m.weight, snap[f"qkv{i}.weight"].index_select(0, idx)):
             fail(f"q/k/v projection {i} has shape {tuple(m.weight.shape)} or values that are not the kept rows")
@@ -174,10 +190,14 @@ def _verify_block(block: BlockSpec, lm, snap: dict[str, torch.Tensor], num_heads
     if not torch.equal(block.o_proj.weight, snap["o_proj.weight"].index_select(1, cols)):
         fail(f"o_proj has shape {tuple(block.o_proj.weight.shape)} or values that are not the kept columns")
     ch = torch.as_tensor(list(lm.channels), device=block.fc1.weight.device)
-    if not torch.equal(block.fc1.weight, snap["fc1.weight"].index_select(0, ch)):
-        fail(f"fc1 has shape {tuple(block.fc1.weight.shape)} or values that are not the kept rows")
-    if block.fc1.bias is not None and not torch.equal(block.fc1.bias, snap["fc1.bias"].index_select(0, ch)):
-        fail("fc1 bias differs from the kept entries")
+    for name in ("fc1", "gate"):
+        m = getattr(block, name)
+        if m is None:
+            continue
+        if not torch.equal(m.weight, snap[f"{name}.weight"].index_select(0, ch)):
+            fail(f"{name} has shape {tuple(m.weight.shape)} or values that are not the kept rows")
+        if m.bias is not None and not torch.equal(m.bias, snap[f"{name}.bias"].index_select(0, ch)):
+            fail(f"{name} bias differs from the kept entries")
     if not torch.equal(block.fc2.weight, snap["fc2.weight"].index_select(1, ch)):
         fail(f"fc2 has shape {tuple(block.fc2.weight.shape)} or values that are not the kept columns")
     for name in ("o_proj", "fc2"):
@@ -189,6 +209,27 @@ def _verify_block(block: BlockSpec, lm, snap: dict[str, torch.Tensor], num_heads
         heads = torch.as_tensor(list(lm.heads), device=table.device)
         if not torch.equal(table, snap["table"].index_select(1, heads)):
             fail("relative_position_bias_table does not hold the kept heads' columns")
+
+
+def _head_groups(graph: ModelGraph, block: BlockSpec, lm: LayerMask, num_heads: int) -> list:
+    """The checked Torch-Pruning groups that remove `lm`'s pruned heads: one q/k/v/o group, or in a grouped
+    (GQA) block a q/o group and, for KV groups that lose all their query heads, a k/v group."""
+    idxs = head_channels(lm.pruned_heads, block.head_dim)
+    group = graph.head_group(block, idxs)
+    kept_groups = set(lm.kept_kv_groups)
+    dropped = [j for j in range(lm.kv_heads) if j not in kept_groups]
+    rows = _expected_head_rows(block, lm.pruned_heads, num_heads, lm.group_size, dropped)
+    if not block.grouped:
+        _check_group(graph, group, {(block.o_proj, False): idxs, **{(m, True): r for m, r in zip(block.qkv, rows)}},
+                     f"{block.name} attention-head")
+        return [group]
+    _check_group(graph, group, {(block.o_proj, False): idxs, (block.qkv[0], True): rows[0]},
+                 f"{block.name} query-head")
+    if not dropped:
+        return [group]
+    kv = graph.kv_group(block, rows[1])
+    _check_group(graph, kv, {(block.qkv[1], True): rows[1], (block.qkv[2], True): rows[2]}, f"{block.name} KV-group")
+    return [group, kv]
 
 
 def prune_model(model: nn.Module, mask: Mask, verify: bool = True) -> PruneReport:
@@ -219,19 +260,16 @@ def _prune_model(model: nn.Module, mask: Mask, verify: bool) -> PruneReport:
     for block, lm in zip(graph.blocks, mask.layers):
         num_heads = block.num_heads
         if lm.pruned_heads:
-            idxs = head_channels(lm.pruned_heads, block.head_dim)
-            group = graph.head_group(block, idxs)
-            expected = {(block.o_proj, False): idxs}
-            for m, rows in zip(block.qkv, _expected_head_rows(block, lm.pruned_heads, num_heads)):
-                expected[(m, True)] = rows
-            _check_group(graph, group, expected, f"{block.name} attention-head")
-            group.prune()
+            for group in _head_groups(graph, block, lm, num_heads):  # every group checked before any is pruned
+                group.prune()
             graph.adapter.patch_after_head_pruning(block, list(lm.heads))
         if lm.pruned_channels:
             idxs = list(lm.pruned_channels)
             group = graph.ffn_group(block, idxs)
-            _check_group(graph, group, {(block.fc2, False): idxs, (block.fc1, True): idxs}, f"{block.name} FFN")
+            expected = {(block.fc2, False): idxs, **{(m, True): idxs for m in block.ffn_in}}
+            _check_group(graph, group, expected, f"{block.name} FFN")
             group.prune()
+    graph.adapter.finish_pruning(model, graph.blocks)
     _restore_parameter_state(model, param_state)
     if verify:
         for block, lm, snap, (h, _) in zip(graph.blocks, mask.layers, snapshots, before):
@@ -240,24 +278,36 @@ def _prune_model(model: nn.Module, mask: Mask, verify: bool) -> PruneReport:
                        time.perf_counter() - start)
 
 
-def shrink_to_structure(model: nn.Module, structure: list[tuple[int, int]]) -> PruneReport:
-    """Prune a freshly built model to (heads, channels) per layer, keeping the first units of each layer.
+def shrink_to_structure(model: nn.Module, structure: list[tuple[int, ...]]) -> PruneReport:
+    """Prune a freshly built model to (heads, channels) per layer, keeping the first units of each layer;
+    (heads, channels, kv_heads) for grouped-query attention keeps the first heads/kv_heads query heads of the
+    first kv_heads KV groups (pairs keep every KV group).
 
     Used to rebuild a saved pruned model's shapes before loading its weights (which replace all values).
     """
     prepare_model(model)
     blocks = get_adapter(model).blocks(model)
     if not isinstance(structure, (list, tuple)) or not all(
-            isinstance(t, (list, tuple)) and len(t) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                                for v in t) for t in structure):
-        raise InvalidArgumentError(f"structure must be a list of (heads, channels) integer pairs, one per layer, got "
-                                   f"{describe(structure)}")
+            isinstance(t, (list, tuple)) and len(t) in (2, 3) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                     for v in t) for t in structure):
+        raise InvalidArgumentError(f"structure must be a list of (heads, channels) or (heads, channels, kv_heads) "
+                                   f"integer tuples, one per layer, got {describe(structure)}")
     if len(structure) != len(blocks):
         raise MaskMismatchError(f"structure has {len(structure)} layers, the model has {len(blocks)}")
     layers = []
-    for b, (h, c) in zip(blocks, structure):
+    for b, (h, c, *given) in zip(blocks, structure):
+        kv = given[0] if given else (b.kv_heads if b.grouped else h)
         if not (1 <= h <= b.num_heads and 1 <= c <= b.num_channels):
             raise MaskMismatchError(f"{b.name}: cannot shrink ({b.num_heads} heads, {b.num_channels} channels) to "
                                     f"({h}, {c})")
-        layers.append(LayerMask(tuple(range(h)), tuple(range(c)), b.num_heads, b.num_channels, b.head_dim))
+        if b.grouped:
+            if not (1 <= kv <= b.kv_heads and h % kv == 0 and h // kv <= b.group_size):
+                raise MaskMismatchError(f"{b.name}: cannot shrink {b.num_heads} query heads on {b.kv_heads} KV heads "
+                                        f"to {h} query heads on {kv} KV heads")
+            heads = tuple(j * b.group_size + i for j in range(kv) for i in range(h // kv))
+        elif kv != h:
+            raise MaskMismatchError(f"{b.name} has no grouped-query attention: kv_heads must equal heads, got {kv}")
+        else:
+            heads = tuple(range(h))
+        layers.append(LayerMask(heads, tuple(range(c)), b.num_heads, b.num_channels, b.head_dim, b.group_size))
     return prune_model(model, Mask(tuple(layers)), verify=True)

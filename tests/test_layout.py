@@ -49,7 +49,7 @@ def test_no_module_is_over_500_lines():
 
 
 def test_family_registry_agrees_with_thresholds_notebooks_and_profiles():
-    assert set(FAMILIES) == set(THRESHOLDS)
+    assert set(FAMILIES) <= set(THRESHOLDS)  # the library also knows families the study does not run (decoders)
     for name, fam in FAMILIES.items():
         assert (ROOT / "notebooks" / paths.notebook_file(fam.notebook)).is_file(), name
         assert set(fam.model) == set(fam.data) == set(fam.train) == set(PROFILES), name

@@ -77,19 +77,28 @@ def test_uniform_with_different_widths_keeps_one_fraction_in_gcd_steps():
     assert m.layers[1].channels == (3, 4, 5, 6, 7, 8)
 
 
-def test_uniform_with_align_and_head_groups():
+def test_uniform_with_align():
     model = make_model("bert")                                        # 6 heads of 32, 256 FFN channels
     m = eb.draw_mask(model, 0.3, uniform=True, align=64)
     assert m.kept_structure == [(4, 192), (4, 192)]                   # heads: units of 2 (2 * 32 = 64)
-    s = scores_of(([9, 8, 1, 1, 5, 5], list(range(8))), ([1, 1, 9, 9, 2, 2], list(range(8))))
-    m = eb.mask_from_scores(s, 0.5, uniform=True, head_groups=[2, 2])
-    assert m.layers[0].heads == (0, 1, 4, 5) and m.layers[1].heads == (2, 3, 4, 5)   # whole pairs, 4 = 2 pairs
-    m = eb.mask_from_scores(s, 0.3, uniform=True, head_groups=[3, 3])
-    assert m.layers[0].heads == (0, 1, 2), "4 heads rounded to whole groups of 3: one group, the better one"
-    with pytest.raises(eb.InvalidArgumentError, match="does not divide"):
-        eb.mask_from_scores(s, 0.3, uniform=True, head_groups=[4, 2])
-    with pytest.raises(eb.InvalidArgumentError, match="uniform=True"):
-        eb.mask_from_scores(s, 0.3, head_groups=[2, 2])
+    s = scores_of(([1, 2], list(range(16))), ([1, 2], list(range(32))))  # FFN 16 and 32: u = 1, 2
+    m = eb.mask_from_scores(s, 0.3, uniform=True, align=8)
+    assert [c for _, c in m.kept_structure] == [8, 16], "11 of 16 rounds to 8 (16 of 32): one fraction, aligned"
+
+
+@pytest.mark.parametrize("kv_groups", [False, True])
+def test_uniform_under_grouped_query_attention_keeps_kv_groups_even(kv_groups):
+    model = make_model("llama")                                       # 8 query heads on 2 KV heads, 2 layers
+    m = eb.draw_mask(model, 0.5, uniform=True, kv_groups=kv_groups)
+    assert m.meta["uniform"] is True and m.group_sizes == [4, 4]
+    per_group = [lm.heads_per_group() for lm in m.layers]
+    if kv_groups:
+        assert all(sorted(g) == [0, 4] for g in per_group), "whole KV groups"
+    else:
+        assert per_group == [[2, 2], [2, 2]], "every KV group keeps the same number of query heads"
+    eb.prune_model(model, m)
+    blocks = eb.get_adapter(model).blocks(model)
+    assert {(b.num_heads, b.kv_heads) for b in blocks} == {(4, 1) if kv_groups else (4, 2)}
 
 
 def test_uniform_refuses_global_scope_and_non_bool():
@@ -105,6 +114,8 @@ def test_random_uniform_mask_and_distances_between_rules():
     m = eb.random_mask(structure, 0.3, seed=1, uniform=True)
     assert [c for _, c in m.kept_structure] == [50, 50, 100]
     assert m.meta["uniform"] is True and m.meta["seed"] == 1
+    gqa = eb.random_mask([(8, 10, 16)] * 2, 0.5, seed=1, group_sizes=[4, 4], uniform=True)
+    assert [lm.heads_per_group() for lm in gqa.layers] == [[2, 2], [2, 2]]
     plain = eb.random_mask(structure, 0.3, seed=1)
     with pytest.raises(eb.MaskMismatchError, match="uniform"):
         eb.mask_distance(m, plain)
@@ -134,25 +145,31 @@ def test_detector_draws_uniform_masks_and_its_ticket_exports(tmp_path):
 
 # --- portable checkpoints: what is written, and a round trip without ebcore --------------------------
 
-def pruned(name, head_ratio, ffn_ratio, prepare=True, **overrides):
+def pruned(name, head_ratio, ffn_ratio, prepare=True, kv_groups=False, **overrides):
     model = tiny_model(name, **overrides)
     if prepare:
         eb.prepare_model(model)
     if head_ratio or ffn_ratio:
-        eb.prune_model(model, eb.draw_mask(model, head_ratio=head_ratio, ffn_ratio=ffn_ratio, uniform=True))
+        eb.prune_model(model, eb.draw_mask(model, head_ratio=head_ratio, ffn_ratio=ffn_ratio, uniform=True,
+                                           kv_groups=kv_groups))
     return model
 
 
-# name -> (tiny model, head ratio, FFN ratio, config overrides, prepare GPT-2)
+# name -> (tiny model, head ratio, FFN ratio, config overrides (or kv_groups), prepare GPT-2)
 CASES = {
     **{f"{f}-ffn": (f, 0.0, 0.3, {}, True) for f in FAMILIES},
     "vit-heads": ("vit", 0.34, 0.3, {}, True),                           # 2 of 3 heads
+    "llama-heads": ("llama", 0.5, 0.5, {}, True),                        # 4 query heads on 2 KV heads
+    "llama_cls-heads": ("llama_cls", 0.5, 0.3, {}, True),
+    "llama-kv-groups": ("llama", 0.5, 0.3, {"kv_groups": True}, True),   # 4 query heads on 1 KV head
+    "qwen2-heads": ("qwen2", 0.3, 0.3, {}, True),                        # 4 on 2 of 6 on 2
+    "mistral-heads": ("mistral", 0.3, 0.3, {}, True),                    # 6 on 2 (128 % 6 != 0: accepted)
+    "gemma-heads": ("gemma", 0.3, 0.3, {}, True),                        # 3 on 1 (multi-query)
     "vit6-heads": ("vit", 0.17, 0.5, {"num_attention_heads": 6}, True),  # 5 of 6 heads: 96 % 5 != 0
     "gpt2-unprepared-dense": ("gpt2", 0.0, 0.0, {}, False),              # Conv1D weights as they are
 }
-AUTO = {"ViTForImageClassification": "AutoModelForImageClassification",
-        "SwinForImageClassification": "AutoModelForImageClassification",
-        "GPT2LMHeadModel": "AutoModelForCausalLM"}
+AUTO = {"ForImageClassification": "AutoModelForImageClassification", "LMHeadModel": "AutoModelForCausalLM",
+        "ForCausalLM": "AutoModelForCausalLM", "ForSequenceClassification": "AutoModelForSequenceClassification"}
 
 CHILD = textwrap.dedent("""
     import importlib.abc, json, sys
@@ -188,7 +205,7 @@ def round_trip(tmp_path_factory):
         save_pruned(model, root / name, format="hf")
         torch.save(batch, root / f"{name}.batch.pt")
         cls = type(model).__name__
-        auto = AUTO.get(cls, "AutoModelForSequenceClassification") if name != "vit-heads" else None
+        auto = next(a for end, a in AUTO.items() if cls.endswith(end)) if name != "vit-heads" else None
         jobs.append({"path": str(root / name), "batch": str(root / f"{name}.batch.pt"),
                      "out": str(root / f"{name}.logits.pt"), "auto": auto})
     (root / "jobs.json").write_text(json.dumps(jobs))
@@ -221,6 +238,9 @@ def test_hf_checkpoint_loads_without_ebcore_to_identical_logits(case, round_trip
         assert (config["n_head"], config["n_inner"]) == (heads, channels)
     elif config["model_type"] == "swin":
         assert all(int(config["mlp_ratio"] * b.fc1.in_features) == b.num_channels for b in blocks)
+    elif blocks[0].grouped:
+        assert (config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"],
+                config["intermediate_size"]) == (heads, blocks[-1].kv_heads, blocks[0].head_dim, channels)
     else:
         assert (config["num_attention_heads"], config["intermediate_size"]) == (heads, channels)
 
@@ -251,7 +271,8 @@ def prune_to(model, widths):
     """Prune `model` to (heads, channels) per layer, keeping the first units (uneven masks by hand)."""
     model = eb.prepare_model(model)
     blocks = eb.get_adapter(model).blocks(model)
-    eb.prune_model(model, Mask(tuple(LayerMask(range(h), range(c), b.num_heads, b.num_channels, b.head_dim)
+    eb.prune_model(model, Mask(tuple(LayerMask(h if isinstance(h, tuple) else range(h), range(c), b.num_heads,
+                                               b.num_channels, b.head_dim, b.group_size)
                                      for b, (h, c) in zip(blocks, widths))))
     return model
 
@@ -263,6 +284,25 @@ def test_uneven_widths_are_refused_naming_the_layer_and_width(tmp_path):
         save_pruned(model, tmp_path / "m", format="hf")
     assert not (tmp_path / "m").exists(), "nothing is written when the export is refused"
     save_pruned(model, tmp_path / "m")                                  # the ebcore format holds any widths
+
+
+def test_uneven_kv_heads_are_refused(tmp_path):
+    model = prune_to(make_model("llama"), [(tuple(range(8)), 100), ((0, 1, 4, 5), 100)])
+    with pytest.raises(eb.NotPortableError, match=r"layer model\.layers\.1 keeps 4 heads on 2 KV heads and 100 FFN "
+                                                  r"channels, but layer model\.layers\.0 keeps 8 heads on 2 KV heads"):
+        save_pruned(model, tmp_path / "m", format="hf")
+    model = prune_to(make_model("llama"), [((0, 1, 2, 3), 100), ((0, 1, 4, 5), 100)])
+    with pytest.raises(eb.NotPortableError, match=r"keeps 4 heads on 2 KV heads .* but layer model\.layers\.0 keeps "
+                                                  r"4 heads on 1 KV heads"):
+        save_pruned(model, tmp_path / "m", format="hf")
+
+
+def test_head_counts_transformers_refuses_are_a_clear_error(tmp_path):
+    model = pruned("llama", 0.3, 0.0)                                    # 6 query heads; hidden size 128
+    with pytest.raises(eb.NotPortableError, match=r"layer model\.layers\.0 keeps 6 heads on 2 KV heads.*refuses a "
+                                                  r"LlamaConfig.*hidden size \(128\) is not a multiple.*head_ratio=0"):
+        save_pruned(model, tmp_path / "m", format="hf")
+    assert not (tmp_path / "m").exists()
 
 
 def test_swin_ffn_widths_without_one_mlp_ratio_are_refused(tmp_path):

@@ -5,6 +5,7 @@ import torch_pruning as tp
 
 import ebcore as eb
 from ebcore.graph import ModelGraph
+from ebcore.tiny import tiny_labels
 from conftest import FAMILIES, logits, make_batch, make_model
 
 
@@ -43,7 +44,7 @@ def test_train_step_after_pruning(family):
     model = make_model(family).train()
     eb.prune_model(model, draw(model, 0.5))
     batch = make_batch(family)
-    batch["labels"] = batch["input_ids"] if family == "gpt2_lm" else torch.tensor([0, 1, 1])
+    batch["labels"] = tiny_labels(family, batch)  # causal LMs: the input ids; classifiers: classes
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)  # rebuilt after surgery
     losses = []
     for _ in range(5):
