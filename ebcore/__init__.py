@@ -29,7 +29,8 @@ _warnings.filterwarnings("ignore", message="IProgress not found")
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("SUPPORTED_CLASSES", "family_of", "get_adapter", "prepare_model"), "adapters"),
     **dict.fromkeys(("CheckpointError", "CheckpointExistsError", "EbcoreError", "InvalidArgumentError",
-                     "InvalidRatioError", "MaskMismatchError", "PruningError", "UnsupportedModelError"), "errors"),
+                     "InvalidRatioError", "MaskMismatchError", "NotPortableError", "PruningError",
+                     "UnsupportedModelError"), "errors"),
     "ModelGraph": "graph",
     **dict.fromkeys(("LayerMask", "Mask", "draw_mask", "mask_distance", "mask_from_scores", "pairwise_distances",
                      "random_mask"), "masks"),
@@ -64,7 +65,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .defaults import WINDOW, default_threshold  # noqa: F401
     from .detector import EarlyBirdDetector, Ticket  # noqa: F401
     from .errors import (CheckpointError, CheckpointExistsError, EbcoreError, InvalidArgumentError,  # noqa: F401
-                         InvalidRatioError, MaskMismatchError, PruningError, UnsupportedModelError)
+                         InvalidRatioError, MaskMismatchError, NotPortableError, PruningError, UnsupportedModelError)
     from .graph import ModelGraph  # noqa: F401
     from .io import load_pruned, save_pruned  # noqa: F401
     from .masks import (LayerMask, Mask, draw_mask, mask_distance, mask_from_scores, pairwise_distances,  # noqa: F401

@@ -59,6 +59,7 @@ class EarlyBirdDetector:
     criterion: str = "magnitude"
     distance: str = "combined"
     align: int = 1  # round kept sizes to multiples of N (ebcore.align); 1 = off
+    uniform: bool = False  # one width per layer shape (ebcore.uniform): tickets save_pruned(format="hf") can write
     history: list[CheckRecord] = field(default_factory=list, init=False)
     tickets: dict[float, Ticket] = field(default_factory=dict, init=False)
 
@@ -84,6 +85,10 @@ class EarlyBirdDetector:
             if not isinstance(value, str) or value not in allowed:
                 raise InvalidArgumentError(f"unknown {name} {describe(value)}; choose one of {allowed}")
         self.align = check_align(self.align)
+        if not isinstance(self.uniform, bool):
+            raise InvalidArgumentError(f"uniform must be True or False, got {describe(self.uniform)}")
+        if self.uniform and self.scope != "layerwise":
+            raise InvalidArgumentError(f"uniform=True needs scope='layerwise', got scope={self.scope!r}")
         self._graph: ModelGraph | None = None
 
     # --- checks ---------------------------------------------------------------------------------
@@ -105,7 +110,8 @@ class EarlyBirdDetector:
         else:
             raise InvalidArgumentError(f"source must be a model, a ModelGraph or Scores (from score_model), got "
                                        f"{describe(source)}")
-        return {r: mask_from_scores(scores, r, scope=self.scope, align=self.align) for r in self.ratios}
+        return {r: mask_from_scores(scores, r, scope=self.scope, align=self.align, uniform=self.uniform)
+                for r in self.ratios}
 
     def check(self, source: nn.Module | ModelGraph | Scores, at: int | float | str | None = None
               ) -> dict[float, float | None]:
@@ -177,7 +183,8 @@ class EarlyBirdDetector:
     # --- state ----------------------------------------------------------------------------------
     def config(self) -> dict:
         return {"ratios": list(self.ratios), "threshold": self.threshold, "window": self.window,
-                "scope": self.scope, "criterion": self.criterion, "distance": self.distance, "align": self.align}
+                "scope": self.scope, "criterion": self.criterion, "distance": self.distance, "align": self.align,
+                **({"uniform": True} if self.uniform else {})}
 
     def state_dict(self) -> dict:
         """JSON-serializable state; a detector loaded from it continues exactly."""

@@ -35,6 +35,11 @@ class CheckpointExistsError(CheckpointError, FileExistsError):
     """The target folder of a save is not empty and overwriting was not asked for."""
 
 
+class NotPortableError(EbcoreError, ValueError):
+    """A pruned model that a stock Hugging Face config cannot describe (uneven widths, or a head count the
+    family's config cannot express); the message names the layer, the width and what would work."""
+
+
 def describe(value: object) -> str:
     """`value` for an error message: its repr (shortened) and its type."""
     text = repr(value)

@@ -4,10 +4,13 @@ fails on sizes, or silently re-initializes with `ignore_mismatched_sizes=True`.)
 
     save_pruned(model, "runs/ticket")          # refuses to overwrite unless overwrite=True
     model = load_pruned("runs/ticket")         # rebuilt from config, shrunk, loaded strictly, eval mode
+    save_pruned(model, "runs/hf", format="hf") # a plain Hugging Face checkpoint, where the config can hold it
 
 Folder layout: config.json (transformers), ebcore_structure.json (with the sha256 of the weights, checked
 at load: safetensors itself has no checksum), model.safetensors. The model passed to `save_pruned` is
-never modified: an unprepared GPT-2 is converted on a copy.
+never modified: an unprepared GPT-2 is converted on a copy. `format="hf"` writes what `from_pretrained` loads
+without ebcore (uniform widths only, and heads only where the family's config can carry the head size):
+see `ebcore.hf_export`.
 """
 from __future__ import annotations
 
@@ -27,12 +30,14 @@ from torch import nn
 from .adapters import get_adapter, needs_preparation, prepare_model
 from .errors import CheckpointError, CheckpointExistsError, InvalidArgumentError, MaskMismatchError, describe
 from .files import atomic_folder
+from .hf_export import write_hf
 from .surgery import shrink_to_structure
 
 STRUCTURE_FILE = "ebcore_structure.json"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT = "ebcore.pruned/1"
+SAVE_FORMATS = ("ebcore", "hf")
 CHECKSUM_KEY = "weights_sha256"
 
 
@@ -51,16 +56,24 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def save_pruned(model: nn.Module, path: str | os.PathLike, overwrite: bool = False, extra: dict | None = None
-                ) -> Path:
+def save_pruned(model: nn.Module, path: str | os.PathLike, overwrite: bool = False, extra: dict | None = None,
+                format: str = "ebcore") -> Path:
     """Write `model` (pruned or dense) to folder `path`. Existing files are never replaced silently.
 
     `extra` is any JSON-serializable dict stored with the structure. The model is left untouched.
+    `format`: "ebcore" (any widths; read back with load_pruned) or "hf" (an ordinary Hugging Face checkpoint
+    that `from_pretrained` loads without ebcore; NotPortableError where the family's config cannot describe
+    the pruned model, e.g. uneven widths: draw the mask with uniform=True).
     """
     adapter = get_adapter(model)
     path = _as_path(path)
+    if not isinstance(format, str) or format not in SAVE_FORMATS:
+        raise InvalidArgumentError(f"unknown format {describe(format)} for `format`; choose one of {SAVE_FORMATS}")
     if not isinstance(overwrite, bool):
         raise InvalidArgumentError(f"overwrite must be True or False, got {describe(overwrite)}")
+    if format == "hf" and extra is not None:
+        raise InvalidArgumentError("extra is stored only by format='ebcore' (a Hugging Face checkpoint has no place "
+                                   "for it); leave extra out, or keep it in a file of your own beside the folder")
     if extra is not None and not isinstance(extra, dict):
         raise InvalidArgumentError(f"extra must be a dict (JSON-serializable) or None, got {describe(extra)}")
     try:
@@ -71,6 +84,8 @@ def save_pruned(model: nn.Module, path: str | os.PathLike, overwrite: bool = Fal
         raise CheckpointExistsError(f"{path} exists and is a file; choose a folder path")
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise CheckpointExistsError(f"{path} exists and is not empty; choose another folder or pass overwrite=True")
+    if format == "hf":
+        return write_hf(model, path)
     if needs_preparation(model):
         # Convert a copy: converting in place would replace parameters an optimizer may hold.
         model = prepare_model(copy.deepcopy(model))
@@ -128,7 +143,8 @@ def read_structure(path: str | os.PathLike) -> dict:
     for name in (CONFIG_FILE, STRUCTURE_FILE, WEIGHTS_FILE):
         if not (path / name).is_file():
             raise CheckpointError(f"{path} is not an ebcore pruned model: {name} is missing "
-                                  "(save with ebcore.io.save_pruned)")
+                                  "(save with ebcore.io.save_pruned; a folder saved with format='hf' is a plain "
+                                  "Hugging Face checkpoint: load it with transformers' from_pretrained)")
     try:
         structure = json.loads((path / STRUCTURE_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -11,6 +11,7 @@ head dim (a head weighs head_dim channels in the combined distance and sparsity)
     mask = mask_from_scores(scores, head_ratio=0.25, ffn_ratio=0.5, scope="global")
     mask_distance(a, b)                                     # {"heads", "channels", "combined"}
     mask = mask_from_scores(scores, 0.3, align=64, head_dims=[64] * 12)  # kept sizes rounded, see ebcore.align
+    mask = draw_mask(model, 0.3, uniform=True)              # one width per layer shape, see ebcore.uniform
 
 Under grouped-query attention a layer mask has a `group_size` (query heads per KV head) and keeps the same
 number of query heads in every KV group, or none in a group (whose k/v rows then go); a LayerMask that breaks
@@ -32,6 +33,7 @@ from .errors import InvalidArgumentError, InvalidRatioError, MaskMismatchError, 
 from .graph import ModelGraph
 from .scores import LayerScores, Scores, as_graph, check_group_sizes, check_head_dims, score_model
 from .selection import keep_channels, keep_heads
+from .uniform import uniform_channels
 
 SCOPES = ("layerwise", "global")
 DISTANCE_KINDS = ("combined", "heads", "channels")
@@ -298,7 +300,8 @@ def check_ratio(ratio: float, name: str = "ratio") -> float:
 
 def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: float | None = None,
                      ffn_ratio: float | None = None, scope: str = "layerwise",
-                     head_dims: list[int] | None = None, align: int = 1, kv_groups: bool = False) -> Mask:
+                     head_dims: list[int] | None = None, align: int = 1, kv_groups: bool = False,
+                     uniform: bool = False) -> Mask:
     """Draw a mask that prunes the lowest-scoring `ratio` of heads and of FFN channels.
 
     `head_ratio` / `ffn_ratio` override `ratio` for heads / channels. `scope` is "layerwise" (each layer
@@ -311,6 +314,11 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     Grouped-query attention (the scores' `group_sizes` > 1): every KV group keeps the same number of query
     heads, the ratio applied inside each group; with `kv_groups=True` whole KV groups are pruned instead
     (see `ebcore.selection`).
+    `uniform`: one width per layer shape, the form a plain Hugging Face config can hold (see
+    `ebcore.io.save_pruned(format="hf")`): FFN channels keep one fraction in every layer (`ebcore.uniform`),
+    heads follow the layerwise rule (layers with the same heads and KV groups keep the same count); units are
+    still chosen by score within each layer. Needs scope="layerwise" (uniform counts leave nothing for a
+    global ranking to decide). Recorded in `meta["uniform"]`.
     """
     if not isinstance(scores, Scores):
         raise InvalidArgumentError(f"scores must be ebcore Scores (from score_model), got {describe(scores)}; "
@@ -329,11 +337,19 @@ def mask_from_scores(scores: Scores, ratio: float | None = None, *, head_ratio: 
     ch_scores = [s.channels for s in scores.layers]
     groups = scores.group_sizes or [1] * len(head_scores)
     align = check_align(align)
+    if not isinstance(uniform, bool):
+        raise InvalidArgumentError(f"uniform must be True or False, got {describe(uniform)}")
+    if uniform and scope != "layerwise":
+        raise InvalidArgumentError(f"uniform=True needs scope='layerwise', got scope={scope!r}: uniform widths fix "
+                                   "every layer's count, so a global ranking has nothing to decide (which units "
+                                   "are kept is still chosen by score within each layer).")
     kept_heads = keep_heads(head_scores, hr, scope, head_dims, groups, align, kv_groups)
-    kept_ch = keep_channels(ch_scores, fr, scope, align)
+    kept_ch = uniform_channels(ch_scores, fr, align) if uniform else keep_channels(ch_scores, fr, scope, align)
     meta = {"head_ratio": hr, "ffn_ratio": fr, "scope": scope, "criterion": scores.criterion, "align": align}
     if kv_groups:
         meta["kv_groups"] = True
+    if uniform:
+        meta["uniform"] = True
     mask = Mask(
         layers=tuple(LayerMask(tuple(h), tuple(c), len(hs), len(cs), hd, g) for h, c, hs, cs, hd, g
                      in zip(kept_heads, kept_ch, head_scores, ch_scores, head_dims, groups)),
@@ -380,10 +396,10 @@ def _resolve_head_dims(scores: Scores, head_dims: object) -> list[int]:
 
 def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
                 head_dims: list[int] | None = None, align: int = 1, group_sizes: list[int] | None = None,
-                kv_groups: bool = False) -> Mask:
+                kv_groups: bool = False, uniform: bool = False) -> Mask:
     """A layerwise mask at `ratio` with kept units drawn uniformly at random (the random control);
-    `align` and `kv_groups` as in `mask_from_scores`; `group_sizes` (query heads per KV head of each layer,
-    e.g. `mask.group_sizes` or `[b.group_size for b in graph.blocks]`) for grouped-query attention.
+    `align`, `kv_groups` and `uniform` as in `mask_from_scores`; `group_sizes` (query heads per KV head of each
+    layer, e.g. `mask.group_sizes` or `[b.group_size for b in graph.blocks]`) for grouped-query attention.
 
     `structure` is (heads, channels, head_dim) per layer (e.g. `[(*s, hd) for s, hd in zip(mask.structure,
     mask.head_dims)]`), or (heads, channels) per layer with `head_dims` given.
@@ -399,7 +415,7 @@ def random_mask(structure: list[tuple[int, ...]], ratio: float, seed: int = 0,
     random_scores = Scores([LayerScores(torch.rand(h, generator=gen), torch.rand(c, generator=gen))
                             for h, c in pairs], criterion="random", head_dims=dims,
                            group_sizes=_group_sizes(group_sizes, pairs))
-    mask = mask_from_scores(random_scores, ratio, align=align, kv_groups=kv_groups)
+    mask = mask_from_scores(random_scores, ratio, align=align, kv_groups=kv_groups, uniform=uniform)
     return Mask(mask.layers, meta={**mask.meta, "seed": seed})
 
 
@@ -415,10 +431,11 @@ def _check_same_structure(a: Mask, b: Mask) -> None:
 
 
 def _check_same_align(a: Mask, b: Mask) -> None:
-    ra, rb = a.meta.get("align", 1), b.meta.get("align", 1)  # masks saved before alignment existed: 1
-    if ra != rb:
-        raise MaskMismatchError(f"masks drawn under different alignment rules cannot be compared: align={ra} vs "
-                                f"align={rb}; draw both with the same align.")
+    for key, default in (("align", 1), ("uniform", False)):  # masks saved before a rule existed: its default
+        ra, rb = a.meta.get(key, default), b.meta.get(key, default)
+        if ra != rb:
+            raise MaskMismatchError(f"masks drawn under different rules cannot be compared: {key}={ra} vs "
+                                    f"{key}={rb}; draw both with the same {key}.")
 
 
 def mask_distance(a: Mask, b: Mask) -> dict[str, float]:
@@ -460,12 +477,13 @@ def pairwise_distances(masks: list[Mask], kind: str = "combined") -> np.ndarray:
 
 def draw_mask(model: nn.Module | ModelGraph, ratio: float | None = None, *, head_ratio: float | None = None,
               ffn_ratio: float | None = None, scope: str = "layerwise", criterion: str = "magnitude",
-              align: int = 1, kv_groups: bool = False) -> Mask:
+              align: int = 1, kv_groups: bool = False, uniform: bool = False) -> Mask:
     """The common case in one call: build the dependency graph of `model` (or take a ModelGraph), score it
     with `criterion` and draw the mask at `ratio` (or `head_ratio` / `ffn_ratio`) in `scope`, with the
     model's head dims and kept sizes rounded to multiples of `align` (see mask_from_scores; `kv_groups=True`
-    prunes whole KV groups of a grouped-query-attention model). The model is not modified (an unprepared GPT-2 is refused: call prepare_model first,
-    before building the optimizer)."""
+    prunes whole KV groups of a grouped-query-attention model; `uniform=True` keeps one width per layer shape,
+    for save_pruned(format="hf")). The model is not modified (an unprepared GPT-2 is refused: call prepare_model
+    first, before building the optimizer)."""
     _check_scope(scope)
     if ratio is None and (head_ratio is None or ffn_ratio is None):
         raise InvalidRatioError("give `ratio`, or both `head_ratio` and `ffn_ratio`")
@@ -474,4 +492,4 @@ def draw_mask(model: nn.Module | ModelGraph, ratio: float | None = None, *, head
             check_ratio(value, name)  # before the (slower) graph build
     scores = score_model(as_graph(model, "model"), criterion)
     return mask_from_scores(scores, ratio, head_ratio=head_ratio, ffn_ratio=ffn_ratio, scope=scope, align=align,
-                            kv_groups=kv_groups)
+                            kv_groups=kv_groups, uniform=uniform)
