@@ -10,7 +10,7 @@ import torch
 from ebcore.study import progress
 from ebcore.study.data import DictDataset
 from ebcore.study.train import TrainConfig, train
-from ebcore.study.watching import ticket_summary
+from ebcore.study.dense_watch import ticket_summary
 from ebcore.detector import EarlyBirdDetector
 from ebcore.tiny import tiny_model
 
