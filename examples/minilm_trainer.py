@@ -71,8 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ratio", type=float, default=0.3, help="fraction of heads and FFN channels pruned")
     p.add_argument("--check-every", type=int, default=5, help="draw a mask every N optimizer steps")
     p.add_argument("--threshold", type=float, default=None,
-                   help="mask distance under which the ticket is drawn (default: the family's, 0.01 for BERT; "
-                        "ebcore.defaults)")
+                   help="mask distance under which the ticket is drawn; None: the architecture's "
+                        "(0.01 for BERT, eb.default_threshold; the llama-tiny path uses 0.1)")
     p.add_argument("--window", type=int, default=3, help="masks that must all be within the threshold")
     p.add_argument("--criterion", choices=("taylor", "magnitude"), default="taylor",
                    help="what scores heads and FFN channels: 'taylor' (|weight x gradient summed over the steps so "
