@@ -99,16 +99,11 @@ def _start(run_dir: Path, params: dict) -> None:
     (run_dir / paths.PARAMS_FILE).write_text(json.dumps(params, indent=1, default=str))
 
 
-def watched_ratios(s: Settings) -> tuple[float, ...]:
-    """The ratios the detectors watch: every ticket's and every control's (control ratios are among the
-    ratios, ExperimentConfig checks; the union keeps the dense run's key as it was)."""
-    return tuple(s.ratios) + tuple(r for r in s.control_ratios if r not in s.ratios)
-
-
 def run_dense(s: Settings, data: Data, seed: int, redo: bool = False) -> dict:
-    """Train the dense baseline while the detectors of both rules watch; reuse a finished run."""
+    """Train the dense baseline while the detectors of both rules watch every ratio (the control ratios are
+    among them: ExperimentConfig checks); reuse a finished run."""
     spec = s.spec
-    params = {"kind": "dense", "spec": spec.key(), "seed": seed, "ratios": watched_ratios(s),
+    params = {"kind": "dense", "spec": spec.key(), "seed": seed, "ratios": s.ratios,
               "threshold": s.threshold, "window": s.window, "rule": s.rule, "scope": s.scope,
               "criterion": s.criterion, "distance": s.distance, "check": s.check_every_steps,
               "precision": s.precision, "align": s.align}
@@ -120,7 +115,7 @@ def run_dense(s: Settings, data: Data, seed: int, redo: bool = False) -> dict:
         return done | {"run_dir": str(run_dir), "reused": True}
     _start(run_dir, params)
     windows = {"consecutive": 2, "window": s.window}
-    detectors = {rule: EarlyBirdDetector(watched_ratios(s), s.threshold, windows[rule], s.scope,
+    detectors = {rule: EarlyBirdDetector(s.ratios, s.threshold, windows[rule], s.scope,
                                          s.criterion, s.distance, align=s.align)
                  for rule in RULES}
     watch = DenseRunWatch(detectors, s.rule, run_dir / paths.TICKETS_DIR, s.check_every_steps,
