@@ -26,6 +26,9 @@ DATASETS: dict[str, Callable[..., Any]] = {
 }
 
 
+SPLIT_SEED = 0  # the test rows (and the text corpora's train / val / test split) are chosen once, for every seed
+
+
 @dataclass
 class Data:
     train: D.DictDataset
@@ -52,20 +55,24 @@ def _take(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def load_data(spec: FamilySpec, seed: int = 0) -> Data:
-    """Train/val/test splits for `spec` (val is held out of the train split; test is the test split)."""
+    """Train/val/test splits for `spec` (val is held out of the train split; test is the test split, the same
+    rows for every seed: the official test split for images, one fixed split of the corpus for texts)."""
     d = spec.data
     load = _dataset(d.dataset)
     if isinstance(d, ImageData):
         kw = dict(image_size=d.image_size, channels=d.channels, seed=seed)
-        pool, test = load("train", limit=d.train + d.val, **kw), load("test", limit=d.test, **kw)
+        pool = load("train", limit=d.train + d.val, **kw)
+        test = load("test", limit=d.test, **(kw | {"seed": SPLIT_SEED}))  # the same test rows for every seed
         order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
         val_idx, train_idx = order[: d.val], order[d.val:]
         split = lambda idx: D.DictDataset(**{k: v[idx] for k, v in pool.tensors.items()})  # noqa: E731
         return Data(split(train_idx), split(val_idx), test, num_labels=10)
     assert isinstance(d, TextData)
-    frames = load(seed=seed)
+    # One split of the corpus for every seed (SPLIT_SEED): the test set is the same for all seeds, so the
+    # seeds vary the model (initialization, data order, which training rows) and never the test rows.
+    frames = load(seed=SPLIT_SEED)
     frames = {"train": _take(frames["train"], d.train, seed), "val": _take(frames["val"], d.val, seed),
-              "test": _take(frames["test"], d.test, seed)}
+              "test": _take(frames["test"], d.test, SPLIT_SEED)}
     tok = tokenizer_of(spec)
     sets = {k: D.tokenize_texts(f, tok, d.max_length) for k, f in frames.items()}
     return Data(sets["train"], sets["val"], sets["test"], num_labels=2, vocab_size=len(tok),
