@@ -138,7 +138,7 @@ def _plan(settings: "Settings", root: Path) -> str:
     runs = [("dense", "dense", 0.0)]
     runs += [(k, m, r) for k, kind in RUN_KINDS.items() if kind.role == "ticket" for m in s.modes for r in s.ratios]
     runs += [(c, m, r) for c in s.controls for m in RUN_KINDS[c].modes(s.modes, s.spec.pretrained)
-             for r in s.control_ratios]
+             for r in s.kind_ratios(c)]
     finished = []
     for seed in s.seeds:
         folder = s.seed_dir(seed)

@@ -71,6 +71,9 @@ class ExperimentConfig:
                                     "0.01 text, the study's)")
     window: int = _help("Early-Bird's window rule: masks in the window (the consecutive rule uses 2)", WINDOW)
     rule: str = _help('which ticket is retrained: "consecutive" (the study) or "window"', "consecutive")
+    continue_schedule: str = _help('after the ticket, `continue` "follow"s the dense run\'s learning-rate schedule '
+                                   "from the ticket's step with the kept weights' AdamW state, or \"restart\"s "
+                                   "AdamW and warm-up + cosine over the rest of the budget", "follow")
     scope: str = _help('"layerwise" or "global" (one ranking over all layers)', "layerwise")
     criterion: str | None = _help('importance: "magnitude" or "taylor"; None: the family\'s')
     distance: str = _help('"combined" (heads weighted by head_dim), "heads" or "channels"', "combined")
@@ -233,7 +236,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "ratios": _ratio_list(optional=False), "control_ratios": _ratio_list(optional=True),
     "controls": _names(control_names), "modes": _names(lambda: MODES),
     "threshold": _real(0.0, 1.0, low_open=False), "window": _integer(2, optional=False),
-    "rule": _choice(lambda: ("consecutive", "window")), "scope": _choice(lambda: ("layerwise", "global")),
+    "rule": _choice(lambda: ("consecutive", "window")),
+    "continue_schedule": _choice(lambda: ("follow", "restart")), "scope": _choice(lambda: ("layerwise", "global")),
     "criterion": _choice(lambda: ("magnitude", "taylor"), optional=True),
     "distance": _choice(lambda: ("combined", "heads", "channels")),
     "check_every_steps": _integer(1), "epochs": _integer(1), "batch_size": _integer(1),
@@ -247,7 +251,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
 
 # Settings that change what a run computes; the others (seeds, workers, device, folders, progress) do not
 # name the results folder (seeds merge into one folder).
-RESULT_SETTINGS = ("ratios", "control_ratios", "modes", "controls", "threshold", "window", "rule", "scope",
+RESULT_SETTINGS = ("ratios", "control_ratios", "modes", "controls", "threshold", "window", "rule",
+                   "continue_schedule", "scope",
                    "criterion", "distance", "check_every_steps", "epochs", "batch_size", "lr", "train_size",
                    "precision", "align")
 
@@ -266,6 +271,7 @@ class Settings:
     threshold: float
     window: int
     rule: str
+    continue_schedule: str              # "follow" the dense schedule and AdamW state after the ticket, or "restart"
     scope: str
     criterion: str
     distance: str
@@ -303,6 +309,16 @@ class Settings:
         return "continue" if "continue" in self.modes else self.modes[0]
 
     @property
+    def cost_ratio(self) -> float:
+        """The ratio at which the EB pipeline's cost is judged and the same-FLOPs dense baseline is matched to
+        it: 0.5 when it is watched, else the largest ratio."""
+        return 0.5 if 0.5 in self.ratios else max(self.ratios)
+
+    def kind_ratios(self, kind: str) -> tuple[float, ...]:
+        """The ratios a control kind runs at (ebcore.study.kinds.RunKind.at)."""
+        return RUN_KINDS[kind].ratios(self.control_ratios, self.cost_ratio)
+
+    @property
     def folder_name(self) -> str:
         """The results folder's name: the profile, plus a hash of the overrides when there are any."""
         if not self.overrides:
@@ -328,7 +344,7 @@ class Settings:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("spec", "overrides")}
         out.update(results_dir=paths.relative_to_repo(self.results_dir), runs_dir=paths.relative_to_repo(self.runs_dir),
                    epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, train_size=self.train_size,
-                   headline_mode=self.headline_mode, spec=asdict(self.spec), overrides=dict(self.overrides),
+                   headline_mode=self.headline_mode, cost_ratio=self.cost_ratio, spec=asdict(self.spec), overrides=dict(self.overrides),
                    results_folder=self.folder_name)
         return json.loads(json.dumps(out, default=str))
 
@@ -353,6 +369,7 @@ def _values(cfg: ExperimentConfig) -> dict[str, Any]:
         modes=tuple(cfg.modes) if cfg.modes else spec.modes,
         controls=tuple(cfg.controls) if cfg.controls is not None else spec.controls,
         threshold=spec.threshold if cfg.threshold is None else cfg.threshold, window=cfg.window, rule=cfg.rule,
+        continue_schedule=cfg.continue_schedule,
         scope=cfg.scope, criterion=cfg.criterion or spec.criterion, distance=cfg.distance,
         check_every_steps=cfg.check_every_steps or spec.train.check_every_steps,
         seeds=tuple(cfg.seeds) if cfg.seeds is not None else spec.seeds,

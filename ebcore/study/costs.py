@@ -4,7 +4,7 @@ what a run pays before its retraining starts (its mask's search).
 Training FLOPs are forward + backward FLOPs per sample (torch's FlopCounterMode, ebcore.measure) x samples
 trained on, plus the scoring passes. A run's total is its search (each run kind names its own search cost in
 ebcore.study.kinds: the dense training until the ticket when it starts from the ticket's weights, the whole
-dense run for the late ticket, one scoring pass for a one-shot mask, nothing for a mask trained from the
+dense run for prune-at-convergence, one scoring pass for a one-shot mask, nothing for a mask trained from the
 initial weights) plus its retraining. Wall time is kept beside it as a secondary, noisy column.
 """
 from __future__ import annotations

@@ -10,9 +10,9 @@ Per seed (`run_seed`):
     for every ratio at once, from one scoring pass per check (ebcore.study.runners.run_dense).
 (b) Per ratio and retrain mode (ebcore.study.kinds.MODES: scratch / continue / finetune), the ticket of
     the ruling detector (`rule`) is pruned physically and trained (ebcore.study.runners.run_pruned).
-(c) Controls (the control entries of ebcore.study.kinds.RUN_KINDS) at their ratios, retrained the same way:
-    a random mask, the late ticket (the final dense mask), the one-shot mask of the untrained (or pretrained)
-    model.
+(c) Controls (the control entries of ebcore.study.kinds.RUN_KINDS) at their ratios: a random mask retrained
+    like the ticket; prune at convergence + fine-tune; dense trained for the EB pipeline's FLOPs; a small dense
+    model at the ticket's widths trained from scratch; the one-shot mask of the untrained (or pretrained) model.
 (d) Costs in exact training FLOPs (ebcore.study.costs); wall time as a secondary, noisy column.
 
 Run folders and result files: ebcore.study.paths. Per-run tables: ebcore.study.results. Seeds run in parallel
@@ -47,10 +47,10 @@ def run_seed(s: Settings, seed: int, redo: bool = False) -> tuple[list[dict], di
             for mode in s.modes:
                 for ratio in s.ratios:
                     records.append(run_pruned(s, data, dense, name, mode, ratio, redo=redo))
-    for control in s.controls:
+    for control in s.controls:  # after the tickets: the same-FLOPs baseline matches the EB pipeline's FLOPs
         for mode in RUN_KINDS[control].modes(s.modes, s.spec.pretrained):
-            for ratio in s.control_ratios:
-                records.append(run_pruned(s, data, dense, control, mode, ratio, redo=redo))
+            for ratio in s.kind_ratios(control):
+                records.append(run_pruned(s, data, dense, control, mode, ratio, redo=redo, done=records))
     return records, dense["watch"]["detectors"]
 
 

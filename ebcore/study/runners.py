@@ -7,15 +7,17 @@ accounting fixes need no retraining; an interrupted one resumes from its checkpo
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from safetensors.torch import load_file
 from torch import nn
 
 from ..detector import EarlyBirdDetector
-from ..io import save_pruned
+from ..masks import mask_distance
+from ..io import load_pruned, save_pruned
 from ..measure import folder_bytes, scored_weight_elements
 from ..surgery import prune_model
 from . import paths
@@ -23,7 +25,8 @@ from .config import Settings
 from .costs import measure_model, scoring_flops
 from .families import build_model
 from .dense_watch import DenseRunWatch, ticket_summary
-from .kinds import MODES, RUN_KINDS, MaskSources, retrain_epochs
+from .carry import load_ticket_optimizer_state
+from .kinds import FINETUNE_FRACTION, FRESH_SEED_OFFSET, MODES, RUN_KINDS, MaskSources, retrain_epochs
 from .progress import announce, run_label
 from .specs import FamilySpec
 from .splits import Data
@@ -56,7 +59,7 @@ def _finish(run_dir: Path, model: nn.Module, result: TrainResult | None, data: D
     trained = result is not None
     hist = result.history if trained else _untrained_history(model, data, batch_size, precision)
     measured = measure_model(model, data.batch(batch_size))
-    samples = len(hist) * len(data.train) if trained else 0
+    samples = result.samples_seen if trained else 0
     record = {
         **extra,
         "test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_size": len(data.test),
@@ -154,53 +157,155 @@ def ticket_info(dense: dict, rule: str, ratio: float) -> dict:
         "ticket_epoch_consecutive": epochs_at(rules["consecutive"]),
         "ticket_epoch_window": epochs_at(rules["window"]),
         "late_mask": det.history[-1].masks[ratio],
+        # stability: how far the ticket's mask is from the last check's (0 = it never moved again; at most 2p)
+        "ticket_to_final": mask_distance(det.history[index].masks[ratio], det.history[-1].masks[ratio])[det.distance],
     }
 
 
-def run_pruned(s: Settings, data: Data, dense: dict, kind: str, mode: str, ratio: float, redo: bool = False) -> dict:
-    """Retrain one pruned network of run kind `kind` (ebcore.study.kinds.RUN_KINDS); reuse a finished run."""
+@dataclass(frozen=True)
+class RetrainPlan:
+    """Where a pruned (or control) run's weights come from and how it trains."""
+
+    start: str                  # "ticket", "init" (initial or pretrained), "fresh" (a new init) or "final"
+    epochs: int                 # epochs of this call (the last may be partial: max_steps); 0: not trained
+    max_steps: int | None = None
+    schedule_start: int = 0     # the step of its schedule it starts at (follow: the ticket's step)
+    schedule_steps: int | None = None   # its schedule's length (follow: the dense run's)
+    first_epoch: int = 0        # data order continues at this epoch (follow)
+    carry_optimizer: bool = False       # start AdamW from the dense run's state at the ticket (sliced)
+
+    def as_params(self) -> dict:
+        return {"start": self.start, "epochs": self.epochs, "max_steps": self.max_steps,
+                "schedule_start": self.schedule_start, "schedule_steps": self.schedule_steps,
+                "first_epoch": self.first_epoch, "carry_optimizer": self.carry_optimizer}
+
+
+def _steps_per_epoch(s: Settings, data: Data) -> int:
+    return -(-len(data.train) // s.spec.train.batch_size)
+
+
+def _samples_to_steps(samples: float, train_size: int, batch_size: int) -> int:
+    """Optimizer steps that see `samples` samples (rounded to the nearest step; the last batch of an epoch is
+    short)."""
+    per_epoch = -(-train_size // batch_size)
+    full, rest = divmod(max(0.0, samples), train_size)
+    return int(full) * per_epoch + min(per_epoch, int(round(rest / batch_size)))
+
+
+def retrain_plan(s: Settings, data: Data, kind: str, mode: str, info: dict, eb_total_flops: float | None,
+                 dense_flops_per_sample: float) -> RetrainPlan:
+    """How run kind `kind` trains in `mode` (ebcore.study.kinds): its start, its steps and its schedule."""
+    run_kind, budget = RUN_KINDS[kind], s.spec.train.epochs
+    spe = _steps_per_epoch(s, data)
+    if run_kind.start is None:
+        retrain = MODES[mode]
+        if retrain.start != "ticket":
+            return RetrainPlan("init", budget)
+        if s.continue_schedule == "restart":
+            return RetrainPlan("ticket", retrain_epochs(retrain, budget, info["epoch_fraction"]))
+        ticket_step = int(round(info["epoch_fraction"] * spe))   # the dense run's global step at the ticket
+        left = budget * spe - ticket_step
+        if left <= 0:
+            return RetrainPlan("ticket", 0)
+        return RetrainPlan("ticket", -(-left // spe), max_steps=left, schedule_start=ticket_step,
+                           schedule_steps=budget * spe, first_epoch=ticket_step // spe, carry_optimizer=True)
+    if run_kind.budget == "full":
+        return RetrainPlan(run_kind.start, budget)
+    if run_kind.budget == "finetune":
+        return RetrainPlan(run_kind.start, max(1, round(FINETUNE_FRACTION * budget)))
+    assert run_kind.budget == "eb_flops"
+    if eb_total_flops is None:
+        raise RuntimeError(f"run kind {kind!r} matches the EB pipeline's FLOPs at p = {s.cost_ratio:g}, but that "
+                           "run is not among this seed's runs (the tickets run before the controls)")
+    steps = _samples_to_steps(eb_total_flops / dense_flops_per_sample, len(data.train), s.spec.train.batch_size)
+    steps = max(1, steps)
+    return RetrainPlan(run_kind.start, -(-steps // spe), max_steps=steps)
+
+
+def _eb_total_flops(s: Settings, done: list[dict] | None) -> float | None:
+    """The EB pipeline's total FLOPs at the cost ratio in the headline mode, from this seed's finished runs."""
+    for rec in done or ():
+        if rec.get("kind") in RUN_KINDS and RUN_KINDS[rec["kind"]].role == "ticket" \
+                and rec.get("mode") == s.headline_mode and abs(rec.get("ratio", -1) - s.cost_ratio) < 1e-9:
+            return float(rec["total_flops"])
+    return None
+
+
+def _starting_model(s: Settings, data: Data, dense: dict, plan: RetrainPlan, ratio: float,
+                    untrained: Callable[[], nn.Module]) -> nn.Module:
+    """The model a run starts from, before pruning."""
+    seed = dense["seed"]
+    if plan.start == "init":
+        return untrained()
+    if plan.start == "fresh":
+        return build_model(s.spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed + FRESH_SEED_OFFSET)
+    if plan.start == "final":
+        final = Path(dense["run_dir"]) / paths.MODEL_DIR
+        if not final.is_dir():
+            raise FileNotFoundError(f"{final} is missing: prune-at-convergence needs the dense run's final model; "
+                                    "delete the dense run's folder to retrain it")
+        return load_pruned(final).train()
+    ticket_file = paths.ticket_weights(Path(dense["run_dir"]) / paths.TICKETS_DIR, ratio)
+    if not ticket_file.is_file():
+        raise FileNotFoundError(f"{ticket_file} is missing: mode 'continue' needs the weights saved when the "
+                                "ticket appeared (the dense run's folder was cleaned?); delete the dense run's "
+                                "folder to retrain it, or use mode 'scratch'")
+    model = untrained()
+    model.load_state_dict(load_file(str(ticket_file)), strict=True)
+    return model
+
+
+def run_pruned(s: Settings, data: Data, dense: dict, kind: str, mode: str, ratio: float, redo: bool = False,
+               done: list[dict] | None = None) -> dict:
+    """Train one run of kind `kind` (ebcore.study.kinds.RUN_KINDS): a ticket or a control, pruned or at dense
+    widths, in `mode`; reuse a finished run. `done`: this seed's runs so far (the same-FLOPs baseline reads the
+    EB pipeline's FLOPs from them)."""
     spec, seed, run_kind = s.spec, dense["seed"], RUN_KINDS[kind]
     info = ticket_info(dense, s.rule, ratio)
     untrained = lambda: build_model(spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)  # noqa: E731
-    mask = run_kind.mask(MaskSources(info["mask"], info["late_mask"], ratio, seed, s.align, s.scope, untrained))
-    retrain = MODES[mode]
+    mask = (run_kind.mask(MaskSources(info["mask"], info["late_mask"], ratio, seed, s.align, s.scope, untrained))
+            if run_kind.mask is not None else None)
+    retrain = MODES.get(mode) if run_kind.start is None else None
     search, search_flops, search_seconds = run_kind.search_cost(dense, info, retrain)
-    epochs = retrain_epochs(retrain, spec.train.epochs, info["epoch_fraction"])
-    params = {"kind": kind, "mode": mode, "ratio": ratio, "mask": mask.hash(), "spec": spec.key(),
-              "precision": s.precision, "seed": seed, "epochs": epochs,
-              "start": info["check_index"] if retrain.start == "ticket" else None,
+    plan = retrain_plan(s, data, kind, mode, info, _eb_total_flops(s, done), dense["train_flops_per_sample"])
+    params = {"kind": kind, "mode": mode, "ratio": ratio, "mask": mask.hash() if mask is not None else None,
+              "spec": spec.key(), "precision": s.precision, "seed": seed, **plan.as_params(),
+              "ticket_check": info["check_index"] if plan.start == "ticket" else None,
               "dense": Path(dense["run_dir"]).name}
     run_dir = paths.pruned_run_folder(s.seed_dir(seed), kind, mode, ratio, params)
     extra = {"kind": kind, "mode": mode, "ratio": ratio, "seed": seed, "search": search,
              "search_seconds": search_seconds, "search_flops": search_flops,
-             "mask_hash": mask.hash(), "sparsity": mask.sparsity()["combined"],
-             "ticket_found": info["found"] if search == "ticket" else None}
+             "mask_hash": mask.hash() if mask is not None else None,
+             "sparsity": mask.sparsity()["combined"] if mask is not None else 0.0,
+             "ticket_found": info["found"] if search == "ticket" or run_kind.role == "ticket" else None,
+             "start": plan.start, "schedule": ("follow" if plan.carry_optimizer else "own")}
     if run_kind.role == "ticket":  # where the mask came from; controls have none
         extra.update(ticket_check=info["check_index"], ticket_at=info["at"],
                      ticket_epoch=info["epoch_fraction"], ticket_epoch_consecutive=info["ticket_epoch_consecutive"],
-                     ticket_epoch_window=info["ticket_epoch_window"])
-    done = _load_result(run_dir, redo)
+                     ticket_epoch_window=info["ticket_epoch_window"], ticket_to_final=info["ticket_to_final"])
+    done_record = _load_result(run_dir, redo)
     label = run_label(spec.family, f"{kind} {mode}", seed, ratio)
-    if done is not None:  # costs are recomputed from the dense run, so accounting fixes need no retraining
+    if done_record is not None:  # costs are recomputed from the dense run, so accounting fixes need no retraining
         announce(f"{label}: reusing the finished run {run_dir.name}")
-        return done | extra | {"total_flops": done["train_flops"] + search_flops, "run_dir": str(run_dir),
-                              "reused": True}
+        return done_record | extra | {"total_flops": done_record["train_flops"] + search_flops,
+                                      "run_dir": str(run_dir), "reused": True}
     _start(run_dir, params)
-    (run_dir / paths.MASK_FILE).write_text(mask.to_json())
-    model = untrained()
-    if retrain.start == "ticket":
-        ticket_file = paths.ticket_weights(Path(dense["run_dir"]) / paths.TICKETS_DIR, ratio)
-        if not ticket_file.is_file():
-            raise FileNotFoundError(f"{ticket_file} is missing: mode 'continue' needs the weights saved when the "
-                                    "ticket appeared (the dense run's folder was cleaned?); delete the dense run's "
-                                    "folder to retrain it, or use mode 'scratch'")
-        model.load_state_dict(load_file(str(ticket_file)), strict=True)
-    prune_model(model, mask)
-    if epochs == 0:
+    if mask is not None:
+        (run_dir / paths.MASK_FILE).write_text(mask.to_json())
+    model = _starting_model(s, data, dense, plan, ratio, untrained)
+    optimizer_state = None
+    if plan.carry_optimizer and mask is not None:
+        optimizer_state = load_ticket_optimizer_state(
+            paths.ticket_optimizer(Path(dense["run_dir"]) / paths.TICKETS_DIR, ratio), model, mask)
+    if mask is not None:
+        prune_model(model, mask)
+    if plan.epochs == 0:
         result, model = None, model.to(pick_device(s.device))
     else:
-        result = train(model, data.train, replace(_train_config(s, seed, epochs, checks=False), description=label),
-                       data.val, checkpoint_dir=run_dir)
+        config = replace(_train_config(s, seed, plan.epochs, checks=False), description=label,
+                         max_steps=plan.max_steps, schedule_start=plan.schedule_start,
+                         schedule_steps=plan.schedule_steps, first_epoch=plan.first_epoch)
+        result = train(model, data.train, config, data.val, checkpoint_dir=run_dir, optimizer_state=optimizer_state)
         model = result.model
     record = _finish(run_dir, model, result, data, spec, extra, s.precision)
     record["total_flops"] = record["train_flops"] + search_flops

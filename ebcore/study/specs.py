@@ -75,7 +75,7 @@ class FamilySpec:
     precision: str = "fp32"          # fp32, bf16 or fp16
     align: int = 1                   # kept widths rounded to multiples of this
     criterion: str = "magnitude"     # default importance criterion of the detectors
-    controls: tuple[str, ...] = ("random", "late")
+    controls: tuple[str, ...] = ("random", "converged", "same_flops", "small_dense")
     pretrained: bool = False         # starts from pretrained weights (MiniLM, or hub weights in `paper`)
     hub_name: str | None = None      # `paper` profile: hub checkpoint, when online
     notes: str = ""

@@ -67,7 +67,8 @@ def test_the_record_is_frozen_complete_and_names_its_folder():
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.threshold = 0.5   # type: ignore[misc]
     assert s.threshold == 0.1 and s.seeds == (0, 1, 2) and s.epochs == 10 and s.precision == "fp32"
-    assert s.criterion == "magnitude" and s.modes == ("continue",) and s.controls == ("random", "late")
+    assert s.criterion == "magnitude" and s.modes == ("continue",) and s.controls == ("random", "converged", "same_flops", "small_dense")
+    assert s.continue_schedule == "follow" and s.cost_ratio == 0.5 and s.kind_ratios("same_flops") == (0.5,)
     json.dumps(s.as_record())
     # seeds, workers, device and folders do not change what a run computes: same folder
     same = ExperimentConfig("vit", profile="cpu", seeds=[0], workers=2, device="cpu", progress=False).resolve()

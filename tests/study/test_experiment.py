@@ -142,7 +142,7 @@ def test_continue_mode_trains_the_ticket_weights_for_the_rest_of_the_budget(tmp_
 
 
 def test_seeds_never_share_run_folders_or_result_files(tmp_path):
-    cfg = dict(family="vit", profile="ci", epochs=2, ratios=(0.3,), controls=("late",), modes=("scratch",),
+    cfg = dict(family="vit", profile="ci", epochs=2, ratios=(0.3,), controls=("converged",), modes=("scratch",),
                runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "r"))
     both = run_experiment(ExperimentConfig(**cfg, seeds=(0, 1)))
     assert sorted(p.name for p in (tmp_path / "runs" / "vit" / "ci").iterdir()) == ["seed0", "seed1"]
@@ -152,10 +152,12 @@ def test_seeds_never_share_run_folders_or_result_files(tmp_path):
     alone = run_experiment(ExperimentConfig(**cfg, seeds=(0,)))
     pd.testing.assert_frame_equal(pd.read_csv(alone.out_dir / "table-seed1.csv"), seed1)
     pd.testing.assert_frame_equal(alone.table, both.table[both.table.seed == 0].reset_index(drop=True))
-    # Scratch mode: the late control pays the whole dense run; nothing else pays for a search.
+    # Scratch mode: prune-at-convergence pays the whole dense run, then its fine-tuning (30 % of 2 epochs: 1);
+    # nothing else pays for a search.
     t = both.table
-    late, dense = t[(t.kind == "late") & (t.seed == 0)].iloc[0], t[(t.kind == "dense") & (t.seed == 0)].iloc[0]
-    assert late.search_flops == dense.total_flops and late.flops_rel_dense > 1
+    conv, dense = t[(t.kind == "converged") & (t.seed == 0)].iloc[0], t[(t.kind == "dense") & (t.seed == 0)].iloc[0]
+    assert conv.search_flops == dense.total_flops and conv.flops_rel_dense > 1
+    assert conv["mode"] == "final" and conv.epochs_trained == 1 and conv.start == "final"
     eb = t[(t.kind == "early_bird") & (t.seed == 0)].iloc[0]
     assert eb.search_flops > 0  # the ticket was found by watching the dense run
 
@@ -209,3 +211,37 @@ def test_no_ticket_leaves_no_budget_to_retrain(tmp_path):
     assert eb.epochs_trained == 0 and eb.train_flops == 0 and eb.samples_seen == 0
     assert eb.total_flops == dense.total_flops and eb.flops_rel_dense == 1.0
     assert 0 <= eb.test_accuracy <= 1 and eb.params < dense.params
+
+
+def test_practitioner_baselines_and_continue_following_the_dense_schedule(tmp_path):
+    """The three baselines of every family's table: dense for the EB pipeline's FLOPs (its own schedule), a small
+    dense model at the ticket's widths from a fresh initialization, prune at convergence + fine-tune; and the
+    `continue` run following the dense schedule from the ticket's step."""
+    cfg = ExperimentConfig("vit", profile="ci", epochs=4, ratios=(0.3, 0.5), seeds=(0,), threshold=1.0,
+                           runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "r"))
+    s = cfg.resolve()
+    assert s.controls == ("random", "converged", "same_flops", "small_dense") and s.cost_ratio == 0.5
+    res = run_experiment(s)
+    t = res.table.set_index("kind")
+    dense, eb = t.loc["dense"], res.table[(res.table.kind == "early_bird") & (res.table.ratio == 0.5)].iloc[0]
+    # dense for the same FLOPs: within one batch of the EB pipeline's total, on dense widths, from step 0
+    same = t.loc["same_flops"]
+    assert same.ratio == 0.5 and same.param_ratio == 1.0 and same.search_flops == 0
+    batch_flops = s.batch_size * dense.train_flops_per_sample
+    assert abs(same.total_flops - eb.total_flops) <= batch_flops
+    assert same.samples_seen < dense.samples_seen
+    # small dense: the ticket's widths (same parameter count as the EB run at 0.3), a fresh init, full budget
+    small, eb3 = t.loc["small_dense"], res.table[(res.table.kind == "early_bird") & (res.table.ratio == 0.3)].iloc[0]
+    assert small.params == eb3.params and small.epochs_trained == 4 and small.start == "fresh"
+    assert small.samples_seen == dense.samples_seen and small.search_flops == 0
+    # prune at convergence: the whole dense run plus round(0.3 * 4) = 1 epoch of fine-tuning
+    conv = t.loc["converged"]
+    assert conv.search_flops == dense.total_flops and conv.epochs_trained == 1
+    # continue follows the dense schedule: the first retrained epoch's lr continues the dense run's curve
+    assert eb3.schedule == "follow" and eb3.ticket_found
+    curves = res.curves
+    dense_lr = curves[curves.run == "dense"].set_index("epoch")["lr"]
+    eb_lr = curves[curves.run == "early-bird continue p=0.3"]["lr"].tolist()
+    start = int(eb3.ticket_epoch)
+    assert eb_lr == pytest.approx(dense_lr.iloc[start:].tolist(), rel=1e-9)
+    assert eb3.samples_seen + dense.samples_seen * start / 4 == dense.samples_seen

@@ -56,7 +56,7 @@ def _table() -> pd.DataFrame:
          "time_rel_dense": 0.52, "params": 7.0e7},
         {"run": "random p=0.3", "kind": "random", "ratio": 0.3, "test_accuracy": 0.80, "time_rel_dense": 0.64,
          "params": 8.6e7},
-        {"run": "late p=0.3", "kind": "late", "ratio": 0.3, "test_accuracy": 0.83, "time_rel_dense": 1.2,
+        {"run": "converged p=0.3", "kind": "converged", "ratio": 0.3, "test_accuracy": 0.83, "time_rel_dense": 1.2,
          "params": 8.6e7},
     ])
 
@@ -257,7 +257,7 @@ def test_accuracy_vs_time_one_scatter_per_kind_annotated():
     fig = plots.accuracy_vs_time(_table(), title="t")
     ax = fig.axes[0]
     scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert [c.get_label() for c in scatters] == ["dense", "early-bird", "random", "late ticket"]
+    assert [c.get_label() for c in scatters] == ["dense", "early-bird", "random", "prune at convergence + fine-tune"]
     assert [len(c.get_offsets()) for c in scatters] == [1, 2, 1, 1]
     notes = sorted(t.get_text() for t in ax.texts)
     assert notes == ["p=0.3", "p=0.3", "p=0.3", "p=0.5"]  # dense has no ratio; 0.30000000000000004 -> 0.3
@@ -281,7 +281,7 @@ def test_accuracy_vs_ratio_lines_dense_and_reference():
     assert by_gid["reference"].get_linestyle() == "--"
     np.testing.assert_allclose(by_gid["reference"].get_ydata(), [0.8511, 0.843, 0.8205])
     kinds = [ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("kind_")]
-    assert [ln.get_label() for ln in kinds] == ["early-bird", "random", "late ticket"]
+    assert [ln.get_label() for ln in kinds] == ["early-bird", "random", "prune at convergence + fine-tune"]
     eb_x = kinds[0].get_xdata()  # at 0.3 the three kinds are spread around the ratio; alone at 0.5, on it
     assert abs(eb_x[0] - 0.3) < 0.02 and eb_x[0] < kinds[1].get_xdata()[0] < kinds[2].get_xdata()[0]
     assert eb_x[1] == 0.5
@@ -363,7 +363,7 @@ def test_seed_figures_show_every_seed_and_intervals():
 # --- accuracy curves on the global epoch axis -----------------------------------------------------------
 @pytest.mark.parametrize("kind, mode, ticket, start", [
     ("dense", "dense", None, 0.0), ("early_bird", "continue", 4.0, 4.0), ("random", "continue", 2.5, 2.5),
-    ("late", "continue", None, 10.0), ("early_bird", "scratch", 4.0, 0.0), ("early_bird", "finetune", 4.0, 0.0),
+    ("converged", "final", None, 10.0), ("same_flops", "scratch", None, 0.0), ("small_dense", "scratch", None, 0.0), ("early_bird", "scratch", 4.0, 0.0), ("early_bird", "finetune", 4.0, 0.0),
     ("oneshot", "finetune", None, 0.0), ("oneshot", "scratch", None, 0.0)])
 def test_run_start_epoch(kind, mode, ticket, start):
     assert plots.run_start_epoch(kind, mode, ticket, budget_epochs=10) == start
@@ -384,7 +384,7 @@ def _run_table() -> pd.DataFrame:
                 ("dense", "dense", "dense", 0.0, np.nan, 10),
                 ("early-bird continue p=0.3", "early_bird", "continue", 0.3, ticket, 10 - ticket),
                 ("random continue p=0.3", "random", "continue", 0.3, np.nan, 10 - ticket),
-                ("late continue p=0.3", "late", "continue", 0.3, np.nan, 10 - ticket),
+                ("converged final p=0.3", "converged", "final", 0.3, np.nan, 3),
                 ("oneshot scratch p=0.3", "oneshot", "scratch", 0.3, np.nan, 10)):
             rows.append(dict(seed=seed, run=run, kind=kind, mode=mode, ratio=ratio, ticket_epoch=t,
                              ticket_found=True if kind == "early_bird" else None, budget_epochs=10,
@@ -406,7 +406,7 @@ def test_run_start_epochs_take_the_controls_ticket_from_the_early_bird_row():
     t = _run_table()
     starts = dict(zip(zip(t["seed"], t["kind"]), plots.run_start_epochs(t)))
     assert starts[(0, "random")] == 4.0 and starts[(1, "random")] == 6.0  # the EB ticket of its seed
-    assert starts[(0, "late")] == starts[(1, "late")] == 10.0
+    assert starts[(0, "converged")] == starts[(1, "converged")] == 10.0
     assert starts[(0, "oneshot")] == starts[(0, "dense")] == 0.0
     lone = t[t["kind"] == "random"].assign(epochs_trained=[3, 5])  # no EB row: budget - epochs trained
     assert list(plots.run_start_epochs(lone)) == [7.0, 5.0]
@@ -420,8 +420,8 @@ def test_accuracy_curves_global_epoch_axis_tickets_and_seed_band():
     # a run that starts at the ticket begins after it: seed 0 at epoch 4 + 1, seed 1 at 6 + 1
     assert min(lines["early-bird continue p=0.3"].get_xdata()) == 5
     assert min(lines["random continue p=0.3"].get_xdata()) == 5
-    assert min(lines["late continue p=0.3"].get_xdata()) == 11  # after the dense budget, not at epochs 1-3
-    assert max(lines["late continue p=0.3"].get_xdata()) == 16
+    assert min(lines["converged final p=0.3"].get_xdata()) == 11  # after the dense budget, not at epochs 1-3
+    assert max(lines["converged final p=0.3"].get_xdata()) == 13
     assert min(lines["oneshot scratch p=0.3"].get_xdata()) == 1 and min(lines["dense"].get_xdata()) == 1
     # where both seeds have the run, the line is their mean
     eb = lines["early-bird continue p=0.3"]
@@ -442,7 +442,7 @@ def test_accuracy_curves_from_the_committed_gpt2_tables():
     fig = plots.accuracy_curves(curves.assign(epoch=curves["epoch"] + 1), table=table)
     lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
     budget = int(table["budget_epochs"].iloc[0])
-    assert min(lines["late continue p=0.3"].get_xdata()) > budget
+    assert min(lines["converged final p=0.3"].get_xdata()) > budget
     eb = table[(table["kind"] == "early_bird") & (table["ratio"] == 0.3)]
     assert min(lines["early-bird continue p=0.3"].get_xdata()) == eb["ticket_epoch"].min() + 1
     assert max(lines["early-bird continue p=0.3"].get_xdata()) == budget
@@ -457,7 +457,7 @@ def _cost_table() -> pd.DataFrame:
                                             ("early-bird continue p=0.3", "early_bird", 0.3, 0.84, 0.91),
                                             ("early-bird continue p=0.5", "early_bird", 0.5, 0.83, 0.85),
                                             ("random continue p=0.3", "random", 0.3, 0.8395, 0.91),
-                                            ("late continue p=0.3", "late", 0.3, 0.841, 1.2)):
+                                            ("converged final p=0.3", "converged", 0.3, 0.841, 1.2)):
             rows.append(dict(seed=seed, run=run, kind=kind, mode="continue", ratio=ratio, flops_rel_dense=cost,
                              test_accuracy=acc + 0.004 * seed))
     return pd.DataFrame(rows)
@@ -468,7 +468,7 @@ def test_accuracy_vs_cost_labels_do_not_overlap_and_ratios_have_their_colours():
     ax = fig.axes[0]
     fig.draw_without_rendering()
     notes = [c for c in ax.texts if isinstance(c, matplotlib.text.Annotation)]
-    assert sorted(n.get_text() for n in notes) == ["EB p=0.1", "EB p=0.3", "EB p=0.5", "late p=0.3", "random p=0.3"]
+    assert sorted(n.get_text() for n in notes) == ["EB p=0.1", "EB p=0.3", "EB p=0.5", "converged p=0.3", "random p=0.3"]
     boxes = [n.get_window_extent() for n in notes]
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):
@@ -506,7 +506,7 @@ def test_accuracy_vs_ratio_95ci_for_every_kind_and_dense():
     assert min(ys) == pytest.approx(dense.lo) and max(ys) == pytest.approx(dense.hi)
     random = summarize(t.loc[t["kind"] == "random", "test_accuracy"])
     bars = {c.get_gid(): c.get_segments() for c in ax.collections if str(c.get_gid()).startswith("ci_")}
-    assert set(bars) == {"ci_early_bird", "ci_random", "ci_late"}
+    assert set(bars) == {"ci_early_bird", "ci_random", "ci_converged"}
     (low, high), = [sorted(p[1] for p in seg) for seg in bars["ci_random"]]
     assert (low, high) == (pytest.approx(random.lo), pytest.approx(random.hi)), "the random control has its 95 % CI"
     assert len(bars["ci_early_bird"]) == 3

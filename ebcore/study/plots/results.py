@@ -18,7 +18,7 @@ from .style import (_KIND_MARKERS, _figure_and_axes, _is_fraction, _kind_colors,
 # --- accuracy vs training time ---------------------------------------------------------------------
 def accuracy_vs_time(table: pd.DataFrame, ax: Axes | None = None, title: str = "") -> Figure:
     """Test accuracy against total training time relative to the dense run, one marker style and colour
-    per `kind` ("dense", "early_bird", "random", "late"), points annotated with their ratio.
+    per `kind` ("dense", "early_bird", "random", "converged", ...), points annotated with their ratio.
     `table`: columns `run`, `kind`, `ratio` (NaN for dense), `test_accuracy`, `time_rel_dense`."""
     if table is None or len(table) == 0:
         return _no_data(ax, title)

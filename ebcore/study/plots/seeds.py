@@ -66,7 +66,7 @@ def _short_label(kind: str, ratio: float, mode: str, show_mode: bool) -> str:
 def accuracy_vs_cost(table: pd.DataFrame, ax: Axes | None = None, title: str = "") -> Figure:
     """Test accuracy against total training FLOPs relative to dense (search + retraining): one small dot
     per seed and a large marker per run at the mean, with 95 % CIs as error bars. Marker = kind (dense,
-    early-bird, random, late, one-shot), colour = pruning ratio; every pruned run is labelled ("EB p=0.3")
+    early-bird and each control), colour = pruning ratio; every pruned run is labelled ("EB p=0.3")
     and the labels are placed so that none overlaps another or a marker."""
     from ..stats import summarize
     if table is None or len(table) == 0:

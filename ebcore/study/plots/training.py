@@ -23,16 +23,19 @@ def run_start_epoch(kind: str, mode: str, ticket_epoch: float | None, budget_epo
     """Epochs of the dense schedule that have passed when a run's own training starts: 0 for dense and for
     a run that starts from the initial or pretrained weights (`scratch`, `finetune`, one-shot); the ticket's
     epoch for a run that starts from the ticket (`continue`: early-bird and the random control); the whole
-    budget for a run whose mask needs the whole dense run (the `late` control). Read from the run-kind
+    budget for a run that starts from the dense run's final weights (prune at convergence). Read from the run-kind
     registry (ebcore.study.kinds): a kind's starting weights and its search say where it starts."""
     from ..kinds import MODES, RUN_KINDS
     if kind == "dense" or mode == "dense" or (kind in RUN_KINDS and RUN_KINDS[kind].role == "dense"):
         return 0.0
+    own = RUN_KINDS[kind].start if kind in RUN_KINDS else None
+    if own is not None:  # its own start: after the whole dense run ("final"), else from the beginning
+        return float(budget_epochs) if own == "final" else 0.0
     if mode not in MODES:
         raise ValueError(f"run_start_epoch: unknown retrain mode {mode!r}; choose from {tuple(MODES)}")
     if kind in RUN_KINDS and RUN_KINDS[kind].search(MODES[mode]) == "dense":
         return float(budget_epochs)
-    if MODES[mode].start != "ticket" or (kind in RUN_KINDS and RUN_KINDS[kind].own_start is not None):
+    if MODES[mode].start != "ticket":
         return 0.0
     if ticket_epoch is None or not math.isfinite(float(ticket_epoch)):
         raise ValueError(f"run_start_epoch: a {kind} run in mode {mode!r} starts at the ticket, but its "
@@ -64,7 +67,7 @@ def _line_style(run: str) -> str:
     name = run.lower()
     if "random" in name:
         return "--"
-    if "late" in name:
+    if "converged" in name:
         return ":"
     return "-"
 
@@ -115,7 +118,7 @@ def accuracy_curves(curves: pd.DataFrame, ax: Axes | None = None, title: str = "
     `ticket_epoch`, `budget_epochs`) every run is drawn on the global epoch axis (`run_start_epoch` +
     its epoch), the tickets are vertical lines (one per ratio) and the dense budget's end is marked.
     The run named "dense" is drawn thick and black; colour = ratio, line style = kind (random dashed,
-    late dotted, one-shot dash-dotted) when kinds and ratios are known, else by name."""
+    converged dotted, one-shot dash-dotted) when kinds and ratios are known, else by name."""
     from ..stats import summarize
     if curves is None or len(curves) == 0:
         return _no_data(ax, title)
@@ -168,7 +171,7 @@ def accuracy_curves(curves: pd.DataFrame, ax: Axes | None = None, title: str = "
     if table is not None and len(table):
         _draw_tickets(ax, table, ratio_colors)
         budget = _numeric(table["budget_epochs"]).dropna() if "budget_epochs" in table.columns else pd.Series([])
-        if len(budget) and frame["_x"].max() > budget.max():  # something (the late control) trains after it
+        if len(budget) and frame["_x"].max() > budget.max():  # something (prune at convergence) trains after it
             ax.axvline(budget.max(), color="0.3", lw=1.6, ls=(0, (6, 2, 1, 2)), zorder=1, gid="budget",
                        label="end of the dense budget")
     low, high = float(frame["_y"].min()), float(frame["_y"].max())  # fit the seeds, not the widest band
