@@ -1,16 +1,18 @@
 """Ticket stability and threshold sensitivity replayed from stored masks: the replay is the detector's rule,
-tickets move monotonically with the threshold, stability distances are bounded by 2p, and the table."""
+tickets move monotonically with the threshold, stability distances are bounded by 2p, and the figure/table."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 import ebcore as eb
 from ebcore.detector import EarlyBirdDetector
 from ebcore.scores import LayerScores, Scores
 from ebcore.study import sensitivity as sens
+from ebcore.study.plots.sensitivity import threshold_sensitivity_figure
 
 
 def m(*channels_kept):
@@ -174,3 +176,41 @@ def test_curves_frame_normalises_by_2p():
     curves = sens.distance_curves_frame(known_detectors(), {0: EPOCHS})
     assert curves["distance"].isna().sum() == 1 and curves["epoch"].tolist() == EPOCHS
     assert curves["relative_distance"].tolist()[1:] == [1.0, 0.2, 0.0, 1.0, 0.0, 0.0]
+
+
+def test_figure_has_two_panels():
+    dets = converging_detectors()
+    epochs = {s: [0.25 * (i + 1) for i in range(12)] for s in dets}
+    frame = sens.threshold_sensitivity(dets, epochs=epochs)
+    fig = threshold_sensitivity_figure(frame, sens.distance_curves_frame(dets, epochs), threshold=0.1, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and left.get_xlabel().startswith("threshold")
+    assert len([l for l in left.lines if l.get_gid() == "ticket_epoch_line"]) == 4  # 2 ratios x 2 rules
+    assert {round(l.get_ydata()[0], 6) for l in right.lines if l.get_gid() == "relative_threshold"} == {
+        round(0.1 / 0.6, 6), round(0.1 / 1.0, 6)}
+    assert right.get_xlabel() == "epoch"
+    unlabelled = threshold_sensitivity_figure(sens.threshold_sensitivity(dets), sens.distance_curves_frame(dets))
+    assert unlabelled.axes[1].get_xlabel() == "check"
+
+
+@pytest.mark.slow
+def test_on_the_ci_results(ci_results):
+    for family, result in ci_results.items():
+        epochs = sens.check_epochs(result)
+        assert set(epochs) == set(result.seeds), family
+        frame = sens.threshold_sensitivity(result.detectors, epochs=epochs)
+        own = frame[np.isclose(frame["threshold"], result.settings.threshold)]
+        assert len(own) == sum(len(d.ratios) for by_rule in result.detectors.values() for d in by_rule.values())
+        for row in own.itertuples():
+            ticket = result.detectors[row.seed][row.rule].ticket(row.ratio)
+            assert row.found == (ticket is not None), family
+            if ticket is not None:
+                assert row.check == ticket.check_index and row.epoch == epochs[row.seed][ticket.check_index]
+        stability = sens.ticket_stability(result.detectors, epochs)
+        found = stability[stability["found"]]
+        assert (found["distance_to_final"] <= found["max_distance"] + 1e-12).all(), family
+        assert np.allclose(found["max_distance"], 2 * found["ratio"], atol=0.1), family
+        fig = threshold_sensitivity_figure(frame, sens.distance_curves_frame(result.detectors, epochs),
+                                           threshold=result.settings.threshold)
+        assert len(fig.axes) == 2
