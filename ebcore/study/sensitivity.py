@@ -99,7 +99,8 @@ def ticket_stability(detectors: Detectors, epochs: EpochsBySeed | None = None) -
     """One row per (seed, rule, ratio): the detector's ticket (`found`, `check`, `at`, `epoch`; NaN when
     none appeared) and the distance from its mask to the last check's mask (`distance_to_final`, in the
     detector's distance kind), its maximum (`max_distance`: the two masks' pruned fractions summed, 2p
-    when both prune exactly p) and their ratio (`relative_distance_to_final`). `epochs`: seed -> fractional epoch of each check (`check_epochs`)."""
+    when both prune exactly p) and their ratio (`relative_distance_to_final`). `epochs`: seed ->
+    fractional epoch of each check (`check_epochs`)."""
     rows = []
     for seed, dets in detectors.items():
         for rule, det in dets.items():
