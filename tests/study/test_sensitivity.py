@@ -192,6 +192,10 @@ def test_figure_has_two_panels():
     assert right.get_xlabel() == "epoch"
     unlabelled = threshold_sensitivity_figure(sens.threshold_sensitivity(dets), sens.distance_curves_frame(dets))
     assert unlabelled.axes[1].get_xlabel() == "check"
+    never = sens.threshold_sensitivity(dets, thresholds=[0.01], windows={"window": 20})
+    legend = [t.get_text() for t in threshold_sensitivity_figure(never, sens.distance_curves_frame(dets)).axes[0]
+              .get_legend().get_texts()]
+    assert "window rule (no ticket at any threshold)" in legend and "consecutive rule" in legend
 
 
 @pytest.mark.slow

@@ -66,7 +66,9 @@ def threshold_sensitivity_figure(sensitivity: pd.DataFrame, curves: pd.DataFrame
     left.set_ylabel(f"ticket {unit} (mean over seeds, band: min-max)")
     keys = sorted(frame["_key"].unique())
     handles = [Line2D([], [], color=colors[k], lw=2, label=f"p = {format_ratio(k)}") for k in keys]
-    handles += [Line2D([], [], color="0.3", ls=_rule_style(r, rules), label=f"{r} rule") for r in rules]
+    silent = set(rules) - set(frame.loc[frame["found"].astype(bool), "rule"])
+    handles += [Line2D([], [], color="0.3", ls=_rule_style(r, rules),
+                       label=f"{r} rule" + (" (no ticket at any threshold)" if r in silent else "")) for r in rules]
     handles += [Line2D([], [], marker="o", mfc="white", mec="0.3", ls="none", label="some seeds: no ticket")]
     if threshold is not None:
         handles.append(Line2D([], [], color="0.35", ls=":", label=f"study threshold {threshold:g}"))
