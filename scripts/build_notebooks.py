@@ -42,8 +42,8 @@ from IPython.display import Markdown, display
 
 from ebcore.study import prose
 from ebcore.study.experiment import run_experiment
-from ebcore.study.report import (interpretation, make_figures, notebook_settings, paired_table, summary_table,
-                                 verdict_table, write_report)
+from ebcore.study.report import (headline, interpretation, make_figures, notebook_settings, paired_table,
+                                 summary_table, threshold_table, verdict_table, write_report)
 
 settings = notebook_settings(globals())   # every parameter above, checked and resolved into one record
 display(Markdown(prose.introduction(settings)))"""
@@ -65,6 +65,10 @@ def build(family: str, notebook: str, title: str) -> nbformat.NotebookNode:
                                       "controls, for every seed (finished runs are reused)"),
         nbformat.v4.new_code_cell("result = run_experiment(settings)\n"
                                   "display(Markdown(prose.provenance(result)))"),
+        nbformat.v4.new_markdown_cell("## What this run shows\n\nEvery run at its training FLOPs (search "
+                                      "included), cheapest first; a ratio where no seed found a ticket is said "
+                                      "here first."),
+        nbformat.v4.new_code_cell("display(Markdown(headline(result)))"),
         nbformat.v4.new_markdown_cell(
             "## The experiment table\n\nOne row per run, over seeds: test accuracy mean, sd and 95 % CI; the "
             "ticket epoch (epochs of dense training until the ticket) with its range; costs relative to "
@@ -88,6 +92,10 @@ def build(family: str, notebook: str, title: str) -> nbformat.NotebookNode:
                                       "(`ebcore.study.verdicts`); the text below is generated from the same table."),
         nbformat.v4.new_code_cell("verdict_table(result)"),
         nbformat.v4.new_code_cell("display(Markdown(interpretation(result)))"),
+        nbformat.v4.new_markdown_cell("## Ticket epoch vs threshold\n\nBoth rules replayed on the stored masks "
+                                      "of every seed (no retraining): the epoch of the ticket each threshold would "
+                                      "have given, and how many seeds found one."),
+        nbformat.v4.new_code_cell("threshold_table(result)"),
         nbformat.v4.new_code_cell("paths = write_report(result, summary, figures)\n"
                                   "print(\"written:\", *sorted(str(p) for p in paths.values()), sep=\"\\n  \")"),
     ]

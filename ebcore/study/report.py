@@ -18,6 +18,8 @@ from .config import ExperimentConfig, Settings
 from .kinds import RUN_KINDS
 from .results import ExperimentResult
 from .stats import paired_difference, summarize
+from . import sensitivity
+from .plots.sensitivity import threshold_sensitivity_figure
 from .verdicts import claim_verdicts
 
 def _mean(values) -> float:
@@ -59,6 +61,13 @@ def summary_table(result: ExperimentResult) -> pd.DataFrame:
             "wall time vs dense": round(_mean(g["time_rel_dense"]), 2),
         })
     return pd.DataFrame(rows)
+
+
+def threshold_table(result: ExperimentResult) -> pd.DataFrame:
+    """Ticket epoch vs threshold, both rules, replayed from the stored masks (no retraining): one row per
+    threshold, one column per ratio and rule ("mean epoch (k/n seeds found)")."""
+    epochs = sensitivity.check_epochs(result)
+    return sensitivity.sensitivity_table(sensitivity.threshold_sensitivity(result.detectors, epochs=epochs))
 
 
 def tickets_found(result: ExperimentResult) -> dict[float, tuple[int, int]]:
@@ -182,6 +191,8 @@ def make_figures(result: ExperimentResult) -> dict:
     table = result.table.copy()
     headline = table[table["mode"].isin([cfg.headline_mode, "dense"])]
     seeds = f"{len(result.seeds)} seed{'s' if len(result.seeds) > 1 else ''}"
+    epochs = sensitivity.check_epochs(result)
+    sens = sensitivity.threshold_sensitivity(result.detectors, epochs=epochs)
     return {
         "mask_distance_heatmaps": plots.distance_heatmaps(
             {r: det.pairwise(r) for r in cfg.ratios}, labels, tickets,
@@ -195,6 +206,9 @@ def make_figures(result: ExperimentResult) -> dict:
         "accuracy_vs_ratio": plots.accuracy_vs_ratio(
             headline, title=f"{title}: accuracy vs pruning ratio, mode {cfg.headline_mode} (ours; 95% CI)"),
         "cost_bars": plots.cost_bars(table, title=f"{title}: parameters, training FLOPs and memory vs dense"),
+        "threshold_sensitivity": threshold_sensitivity_figure(
+            sens, sensitivity.distance_curves_frame(result.detectors, epochs),
+            threshold=cfg.threshold, title=f"{title}: ticket epoch vs threshold, both rules ({seeds})"),
     }
 
 
@@ -224,7 +238,9 @@ def write_report(result: ExperimentResult, summary: pd.DataFrame, figures: dict)
             f"pays the dense training until it appeared. Memory: {result.table['memory_kind'].iloc[0]}.\n\n")
     text = (head + headline(result) + "\n" + to_markdown(summary) + "\n**Paired differences** (per seed, test accuracy):\n\n"
             + to_markdown(paired) + "\n**Verdicts** (computed from the table above by `ebcore.study.verdicts`):\n\n"
-            + to_markdown(verdicts) + "\n" + interpretation(result) + "\n")
+            + to_markdown(verdicts) + "\n" + interpretation(result) + "\n"
+            + "\n**Ticket epoch vs threshold** (both rules replayed on the stored masks, no retraining; mean epoch "
+              "and seeds that found a ticket):\n\n" + to_markdown(threshold_table(result)))
     written["summary_md"].write_text(text)
     for name, fig in figures.items():
         written[name] = plots.save_figure(fig, out / paths.figure_file(name))
