@@ -216,3 +216,25 @@ def test_rule_set_markdown_states_the_rules():
     assert "±1 pt" in text and "+0.5 pt" in text and "Bonferroni" in text and "1 − 0.05/m" in text
     assert "negligible edge" in text and "no ticket found" in text and "estimate" in text and "at least 3 seeds" in text
     assert len(re.findall(r"^- ", text, flags=re.M)) >= 8
+
+
+def test_report_passes_the_control_and_cost_ratios_and_explains_the_verdicts():
+    from types import SimpleNamespace
+
+    from ebcore.study.report import interpretation, verdict_table
+    settings = SimpleNamespace(family="vit", profile="cpu", headline_mode="continue", epochs=10,
+                               ratios=(0.1, 0.3, 0.5), control_ratios=(0.3,))
+    result = SimpleNamespace(table=table(NEGLIGIBLE), settings=settings, seeds=(0, 1, 2))
+    v = verdict_table(result)
+    assert tuple(v.columns) == COLUMNS and by_claim(v, "random mask")["verdict"] == "negligible edge"
+    text = interpretation(result)
+    assert "**negligible edge** (family-wise: does not hold: not reproduced)" in text and "+0.5 pt" in text
+    result.seeds = (0, 1)
+    assert "need at least 3" in interpretation(result)
+
+
+def test_the_overview_figure_reads_the_new_columns():
+    from ebcore.study import plots
+    fig = plots.verdict_overview({"vit": verdicts(table(NEGLIGIBLE)), "bert": verdicts(table(found=False))})
+    cells = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "[+0.003, +0.210] pts" in cells.replace("\n", " ") and "0/3 seeds found a ticket" in cells.replace("\n", " ")
