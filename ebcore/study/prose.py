@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .families import get_family
 from .kinds import MODES, RUN_KINDS
+from .verdict_rules import rule_set_markdown
 from .specs import ALL, ImageData
 
 if TYPE_CHECKING:
@@ -110,8 +111,9 @@ def method(s: "Settings") -> str:
   trained on) plus the scoring passes; each run pays its mask's search (a ticket: the dense training until it
   appeared). Wall time is shown last: on shared machines it is noise.
 - **Statistics**: {len(s.seeds)} seed(s); means with Student-t 95 % intervals, and per-seed *paired* differences.
-  A claim's verdict is *reproduced* or *not reproduced* only when the interval is clear of the claim's
-  boundary; otherwise *inconclusive*.
+  The verdicts follow one rule set, stated before any number and the same for every family:
+
+{rule_set_markdown()}
 """
 
 

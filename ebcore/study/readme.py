@@ -15,6 +15,7 @@ from . import paths, plots
 from .families import FAMILIES
 from .profiles import PROFILES, report_order
 from .report import to_markdown
+from .verdict_rules import rule_set_markdown
 
 
 def profiles_on_disk(results_dir: str | Path) -> list[str]:
@@ -67,8 +68,8 @@ def profile_section(results_dir: str | Path, profile: str) -> str | None:
     overview = verdict_overview(results_dir, profile, families)
     if overview is not None:
         parts.append(f"### Verdicts per claim and family ({profile})\n\nComputed by `ebcore.study.verdicts` from each "
-                     "family's multi-seed table (rules and numbers in the family sections below). *Inconclusive*: "
-                     "the 95 % interval straddles the claim's boundary.\n\n" + to_markdown(overview))
+                     "family's multi-seed table (numbers in the family sections below).\n\n" + rule_set_markdown()
+                     + "\n\n" + to_markdown(overview))
     if timings.is_file():
         t = pd.read_csv(timings)
         if len(t):

@@ -20,7 +20,9 @@ from .results import ExperimentResult
 from .stats import paired_difference, summarize
 from . import sensitivity
 from .plots.sensitivity import threshold_sensitivity_figure
-from .verdicts import claim_verdicts
+from .verdict_rules import MIN_SEEDS, SMALLEST_EFFECT_POINTS
+from .verdicts import OURS, claim_verdicts
+
 
 def _mean(values) -> float:
     v = pd.to_numeric(pd.Series(list(values)), errors="coerce").dropna()
@@ -134,25 +136,34 @@ def paired_table(result: ExperimentResult) -> pd.DataFrame:
 
 
 def verdict_table(result: ExperimentResult) -> pd.DataFrame:
-    """One row per claim of the study, with the rule that decided its verdict (ebcore.study.verdicts)."""
+    """One row per claim of the study, with the rule that decided its verdict (ebcore.study.verdicts): the
+    controls at 0.3 when they ran there (else the first control ratio), the cost claim at 0.5 (else the
+    largest ratio)."""
     s = result.settings
-    return claim_verdicts(result.table, s.family, s.headline_mode, s.epochs)
+    controls = tuple(s.control_ratios) or (0.3,)
+    control_ratio = 0.3 if 0.3 in controls else controls[0]
+    return claim_verdicts(result.table, s.family, s.headline_mode, s.epochs, cost_ratio=s.cost_ratio,
+                          control_ratio=control_ratio)
 
 
 def interpretation(result: ExperimentResult) -> str:
-    """A few sentences generated from the verdicts: what came out, in words."""
+    """A few sentences generated from the verdicts: what came out, in words, under the rule set."""
     v = verdict_table(result)
     counts = v["verdict"].value_counts()
     s = result.settings
     lines = [f"**{s.family}, {s.profile} profile, seeds {list(result.seeds)}, headline retrain mode "
              f"`{s.headline_mode}`:** " + ", ".join(f"{n} {k}" for k, n in counts.items()) + "."]
     for _, row in v.iterrows():
-        lines.append(f"- {row['claim']}: **{row['verdict']}** — ours: {row['ours (mean ± 95% CI)']}.")
+        fw = row["family-wise (Bonferroni)"]
+        note = f" (family-wise: {fw.split(' (')[0]})" if fw.startswith("does not hold") else ""
+        lines.append(f"- {row['claim']}: **{row['verdict']}**{note} — ours: {row[OURS]}.")
     n = len(result.seeds)
-    if n < 3:
-        lines.append(f"- With {n} seed(s) the intervals are wide or missing: treat every verdict as provisional.")
-    lines.append("- *Inconclusive* means the 95 % interval straddles the claim's boundary: the data cannot "
-                 "tell, which is a result, not a failure.")
+    if n < MIN_SEEDS:
+        lines.append(f"- With {n} seed(s) no claim is reproduced or refuted (the rules need at least {MIN_SEEDS} "
+                     "seeds): the verdicts are inconclusive by rule.")
+    lines.append("- *Inconclusive* means the 95 % interval straddles the claim's boundary (or too few seeds): the "
+                 "data cannot tell, which is a result, not a failure. A *negligible edge* is above 0 but not "
+                 f"clearly above the smallest effect of interest (+{SMALLEST_EFFECT_POINTS:g} pt): never a win.")
     return "\n".join(lines)
 
 

@@ -264,6 +264,7 @@ def test_gather_puts_the_verdicts_figure_at_the_top(tmp_path):
     text = readme.gather(results).read_text()
     link = f"]({paths.VERDICTS_OVERVIEW_PNG})"
     assert link in text and text.index(link) < text.index("## cpu profile")
+    assert "**Margin ±1 pt.**" in text and "Bonferroni" in text  # the rule set above the verdict table
     assert (results / paths.VERDICTS_OVERVIEW_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

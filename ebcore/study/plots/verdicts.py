@@ -18,11 +18,16 @@ from matplotlib.patches import Patch
 
 from .style import _new_figure, _no_data, _require_columns
 
-VERDICT_COLORS = {"reproduced": "#8fd19e", "not reproduced": "#f4a6a0", "inconclusive": "#e3e3e3"}
+VERDICT_COLORS = {"reproduced": "#8fd19e", "negligible edge": "#f3e3a0", "not reproduced": "#f4a6a0",
+                  "inconclusive": "#e3e3e3", "no ticket found": "#c9b8e0", "not run": "#f7f7f7"}
 _MISSING_COLOR = "#ffffff"
 # a claim's per-family part at its end: "(p = 0.3)" or the study's gap "(-1.00 pts)"
 _CLAIM_BOUND = re.compile(r" \((p = [0-9.]+|[-+0-9.]+ pts)\)$")
-_EFFECT = "ours (mean ± 95% CI)"
+_EFFECTS = ("ours (mean, 95% CI)", "ours (mean ± 95% CI)")   # the current name, then the one of older files
+
+
+def _effect_column(frame: pd.DataFrame) -> str:
+    return next((c for c in _EFFECTS if c in frame.columns), _EFFECTS[0])
 
 
 def split_claim(claim: str) -> tuple[str, str]:
@@ -43,22 +48,22 @@ def _wrap(text: str, width: int) -> str:
 def verdict_overview(verdicts_by_family: Mapping[str, pd.DataFrame], title: str = "",
                      cell_width: int = 28) -> Figure:
     """One row per claim, one column per family (in the mapping's order): the cell's colour is the verdict
-    (green reproduced, red not reproduced, grey inconclusive, white: the family has no such claim) and its
-    text our effect with its 95 % interval (the `ours (mean ± 95% CI)` column) plus the family's own bound
-    when the claim has one ("the study's gap (-1.00 pts)"). Each frame: columns `claim`, `verdict`,
-    `ours (mean ± 95% CI)`."""
+    (VERDICT_COLORS: green reproduced, yellow negligible edge, red not reproduced, grey inconclusive, lilac no
+    ticket found; white: the family has no such claim) and its text our effect with its 95 % interval (the
+    `ours (mean, 95% CI)` column; older files: `ours (mean ± 95% CI)`) plus the family's own bound when the
+    claim has one ("the study's gap (-1.00 pts)"). Each frame: columns `claim`, `verdict` and that column."""
     frames = {f: v for f, v in verdicts_by_family.items() if v is not None and len(v)}
     if not frames:
         return _no_data(None, title)
     for family, v in frames.items():
-        _require_columns(v, ["claim", "verdict", _EFFECT], f"verdict_overview ({family})")
+        _require_columns(v, ["claim", "verdict", _effect_column(v)], f"verdict_overview ({family})")
     cells: dict[tuple[str, str], tuple[str, str, str]] = {}  # (claim, family) -> (verdict, effect, bound)
     claims: list[str] = []
     for family, v in frames.items():
         for _, row in v.iterrows():
             claim, bound = split_claim(str(row["claim"]))
             claims.append(claim)
-            cells[(claim, family)] = (str(row["verdict"]), str(row[_EFFECT]), bound)
+            cells[(claim, family)] = (str(row["verdict"]), str(row[_effect_column(v)]), bound)
     claims = list(dict.fromkeys(claims))
     families = list(frames)
     # a bound shared by every family belongs to the row label; a differing one goes into each cell
@@ -91,8 +96,8 @@ def verdict_overview(verdicts_by_family: Mapping[str, pd.DataFrame], title: str 
     for side in ax.spines.values():
         side.set_visible(False)
     handles = [Patch(color=c, label=v) for v, c in VERDICT_COLORS.items()]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=len(handles), fontsize=8,
-              frameon=False, title="verdict (cell text: ours, mean ± 95% CI over seeds)", title_fontsize=8)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3, fontsize=8,
+              frameon=False, title="verdict (cell text: ours, mean and 95% CI over seeds)", title_fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     return fig
