@@ -223,7 +223,7 @@ def test_report_passes_the_control_and_cost_ratios_and_explains_the_verdicts():
 
     from ebcore.study.report import interpretation, verdict_table
     settings = SimpleNamespace(family="vit", profile="cpu", headline_mode="continue", epochs=10,
-                               ratios=(0.1, 0.3, 0.5), control_ratios=(0.3,))
+                               ratios=(0.1, 0.3, 0.5), control_ratios=(0.3,), cost_ratio=0.5)
     result = SimpleNamespace(table=table(NEGLIGIBLE), settings=settings, seeds=(0, 1, 2))
     v = verdict_table(result)
     assert tuple(v.columns) == COLUMNS and by_claim(v, "random mask")["verdict"] == "negligible edge"
