@@ -1,7 +1,7 @@
 """The study loop's watcher of the dense run (`DenseRunWatch`): a training-loop callback (ebcore.study.train.Callback) that checks
 the detectors at every epoch end (or every N steps), keeps the training clock, counts the samples seen
-until each check (for exact FLOP accounting) and saves the weights at each ticket (for the `continue`
-retrain mode).
+until each check (for exact FLOP accounting) and saves the weights and AdamW's state at each ticket (for the
+`continue` retrain mode).
 """
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from torch import nn
-
 from ..detector import EarlyBirdDetector
 from ..watch import TicketWatch
 from . import paths
+from .carry import save_optimizer_state
 from .train import Callback, TrainState
 
 
@@ -27,8 +26,9 @@ class DenseRunWatch(Callback):
     over training, not one noisy batch; with sums over single check intervals of 4 steps the masks of
     fine-tuned MiniLM kept moving by 0.07-0.2 and never settled). Training is not affected.
     When the ruling detector's ticket first appears for a ratio, the model's weights at that moment are
-    written to `ticket_dir` (needed by the `continue` mode); at the end of training, ratios whose ticket
-    never appeared get the final weights (the fallback ticket is the last check).
+    written to `ticket_dir`, and AdamW's state by parameter name with the global step next to them
+    (`paths.ticket_optimizer`, ebcore.study.carry; needed by the `continue` mode); at the end of training,
+    ratios whose ticket never appeared get the final weights and state (the fallback ticket is the last check).
     The schedule, the drawing, the recording and the gradient sum are `ebcore.watch.TicketWatch`'s.
     """
 
@@ -70,15 +70,18 @@ class DenseRunWatch(Callback):
         self.check_epochs.append(state.global_step / state.steps_per_epoch)
         self.check_samples.append(self.samples_at(state.global_step, state.steps_per_epoch))
         for ratio in event.ruled.new_tickets:
-            self._save_weights(state.model, ratio)
+            self._save_weights(state, ratio)
         self._mark = time.perf_counter()  # the search is accounted separately
 
-    def _save_weights(self, model: nn.Module, ratio: float) -> None:
+    def _save_weights(self, state: TrainState, ratio: float) -> None:
+        """The ticket's files: the weights, then AdamW's state and the global step (ebcore.study.carry)."""
         if self.ticket_dir is None:
             return
         self.ticket_dir.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        weights = {k: v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()}
         save_file(_untie(weights), str(paths.ticket_weights(self.ticket_dir, ratio)))
+        save_optimizer_state(paths.ticket_optimizer(self.ticket_dir, ratio), state.optimizer, state.model,
+                             state.global_step, state.steps_per_epoch)
 
     def on_check(self, state: TrainState) -> None:
         if self.watch.due_after_step(state.global_step):
@@ -94,7 +97,7 @@ class DenseRunWatch(Callback):
         ruling = self.watch.ruling_detector
         for ratio in ruling.ratios:
             if ratio not in ruling.tickets:  # fallback ticket: the last check, i.e. the final weights
-                self._save_weights(state.model, ratio)
+                self._save_weights(state, ratio)
 
     def state_dict(self) -> dict:
         self._tick()

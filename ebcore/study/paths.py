@@ -3,7 +3,8 @@ results folders and their tables, figures, notebooks and timings.
 
     runs/<family>/<profile>/seed<k>/dense-<key>/                     the watched dense run of one seed
     runs/<family>/<profile>/seed<k>/<kind>-<mode>-p<ratio>-<key>/    a pruned run (ticket or control)
-        params.json  result.json  mask.json  model/  tickets/ticket-<ratio>.safetensors  checkpoint.pt
+        params.json  result.json  mask.json  model/  checkpoint.pt
+        tickets/ticket-<ratio>.safetensors  tickets/ticket-<ratio>-optimizer.safetensors   (dense runs)
     results/<family>/<profile>/     table.csv, table-seed<k>.csv, curves.csv, distances.csv, detectors.json.gz,
                                     config.json, summary.{csv,md}, paired.csv, verdicts.csv, <figure>.png,
                                     <notebook>.ipynb
@@ -26,7 +27,7 @@ PARAMS_FILE = "params.json"      # what determines the run (its key's source)
 RESULT_FILE = "result.json"      # written last: a folder with it is finished
 MASK_FILE = "mask.json"          # the mask a pruned run was pruned with
 MODEL_DIR = "model"              # the final (pruned) model, ebcore.io.save_pruned
-TICKETS_DIR = "tickets"          # a dense run's weights when each ticket appeared (the `continue` mode)
+TICKETS_DIR = "tickets"          # a dense run's weights and AdamW state when each ticket appeared (`continue`)
 
 # --- tables of a results folder -------------------------------------------------------------------------
 TABLE_CSV, TABLE_JSON, CURVES_CSV, DISTANCES_CSV = "table.csv", "table.json", "curves.csv", "distances.csv"
@@ -57,6 +58,11 @@ def pruned_run_folder(seed_dir: Path, kind: str, mode: str, ratio: float, params
 def ticket_weights(tickets_dir: Path, ratio: float) -> Path:
     """The dense weights saved when the ticket at `ratio` appeared."""
     return tickets_dir / f"ticket-{ratio}.safetensors"
+
+
+def ticket_optimizer(tickets_dir: Path, ratio: float) -> Path:
+    """The dense run's AdamW state (by parameter name) and global step when the ticket at `ratio` appeared."""
+    return tickets_dir / f"ticket-{ratio}-optimizer.safetensors"
 
 
 def results_folder(results_dir: str | Path, family: str, profile: str) -> Path:

@@ -21,6 +21,11 @@ depends only on the seed and the epoch index. Checkpoints store the RNG states t
 makes an interrupted-and-resumed run give the same weights as an uninterrupted one (on CPU bitwise;
 on CUDA only as deterministic as the kernels are).
 
+Continuing a longer run: ``TrainConfig.max_steps`` ends a call inside an epoch, ``schedule_steps`` /
+``schedule_start`` place the call on a longer LR schedule, ``first_epoch`` continues its data order and
+``train(..., optimizer_state=...)`` its AdamW state; a run cut at an epoch boundary and continued so gives
+the uncut run's weights (without dropout, whose RNG state is not carried: each call reseeds).
+
 Mixed precision: ``config.precision`` is ``"fp32"`` (default, unchanged behaviour), ``"bf16"``
 (autocast on CUDA or CPU, no scaler) or ``"fp16"`` (autocast plus ``torch.amp.GradScaler``, CUDA
 only); see :mod:`ebcore.study.precision`. Forward passes of training and evaluation run under the same

@@ -23,6 +23,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 # Config fields that change the trajectory of a run; a resumed run warns when they differ.
 _TRAJECTORY_FIELDS = (
     "epochs", "batch_size", "lr", "weight_decay", "warmup_fraction", "grad_clip", "seed", "precision",
+    "max_steps", "schedule_steps", "schedule_start", "first_epoch",
 )
 
 
@@ -72,6 +73,7 @@ def save_checkpoint(path: Path, state: TrainState, callbacks: Sequence[Callback]
         "scheduler": state.scheduler.state_dict(),
         "epoch": state.epoch,
         "global_step": state.global_step,
+        "samples_seen": state.samples_seen,
         "steps_per_epoch": state.steps_per_epoch,
         "history": state.history,
         "rng": _rng_states(),
@@ -149,6 +151,7 @@ def restore_checkpoint(path: Path, state: TrainState, callbacks: Sequence[Callba
             continue
         cb.load_state_dict(saved["state"])
     state.epoch, state.global_step = ckpt["epoch"], ckpt["global_step"]
+    state.samples_seen = int(ckpt.get("samples_seen", -1))   # -1: an older checkpoint; the loop fills it in
     state.history = list(ckpt["history"])
     for cb in callbacks:
         cb.on_resume(state)

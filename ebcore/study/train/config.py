@@ -24,6 +24,19 @@ class TrainConfig:
     ``eval_batch_size``: defaults to ``batch_size``.
     ``precision``: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA only); see :mod:`ebcore.study.precision`.
     ``description``: what the progress bars name the run by (family, run, seed, ratio); no effect on training.
+
+    Continuing a longer run (the study's ``continue`` mode: a pruned ticket follows the dense run's schedule):
+
+    * ``max_steps``: stop after this many optimizer steps of this call (the last epoch may be partial);
+      ``None``: ``epochs * steps_per_epoch``. The call's steps are the smaller of the two.
+    * ``schedule_steps``: length in steps of the LR schedule (warm-up + cosine); ``None``: this call's
+      steps. The warm-up lasts ``round(warmup_fraction * schedule_steps)`` steps.
+    * ``schedule_start``: the step of that schedule at which this call starts (its first LR is
+      ``lr * lr_factor(schedule_start)``); ``schedule_start`` + this call's steps must be <= ``schedule_steps``
+      (checked here where the numbers are known, else by :func:`train`).
+    * ``first_epoch``: the epoch whose data order this call's first epoch uses (each epoch's shuffle is
+      seeded from ``(seed, first_epoch + i)``), so a continuation from an epoch boundary sees the data in the
+      order the longer run would have.
     """
 
     epochs: int
@@ -40,6 +53,10 @@ class TrainConfig:
     device: str | None = None
     precision: str = "fp32"
     description: str = ""
+    max_steps: int | None = None
+    schedule_steps: int | None = None
+    schedule_start: int = 0
+    first_epoch: int = 0
 
     def __post_init__(self) -> None:
         def is_int(x: Any) -> bool:
@@ -79,15 +96,62 @@ class TrainConfig:
             problems.append("precision='fp16' needs a CUDA device but device='cpu': use precision='bf16' or 'fp32' on CPU")
         if not isinstance(self.description, str):
             problems.append(f"description must be a string, got {self.description!r}")
+        problems += self._continuation_problems(is_int)
         if problems:
             raise ValueError("Invalid TrainConfig: " + "; ".join(problems))
         # Plain python numbers, so the config stores cleanly in checkpoints.
-        for name in ("epochs", "batch_size", "seed", "num_workers", "eval_batch_size", "check_every_steps"):
+        for name in ("epochs", "batch_size", "seed", "num_workers", "eval_batch_size", "check_every_steps",
+                     "max_steps", "schedule_steps", "schedule_start", "first_epoch"):
             if getattr(self, name) is not None:
                 setattr(self, name, int(getattr(self, name)))
         for name in ("lr", "weight_decay", "warmup_fraction", "grad_clip"):
             if getattr(self, name) is not None:
                 setattr(self, name, float(getattr(self, name)))
+
+    def _continuation_problems(self, is_int: Any) -> list[str]:
+        """What is wrong with ``max_steps``, ``schedule_steps``, ``schedule_start``, ``first_epoch``."""
+        problems = []
+        if self.max_steps is not None and (not is_int(self.max_steps) or self.max_steps < 1):
+            problems.append(f"max_steps must be None or an integer >= 1, got {self.max_steps!r}")
+        if self.schedule_steps is not None and (not is_int(self.schedule_steps) or self.schedule_steps < 1):
+            problems.append(f"schedule_steps must be None or an integer >= 1, got {self.schedule_steps!r}")
+        if not is_int(self.schedule_start) or self.schedule_start < 0:
+            problems.append(f"schedule_start must be an integer >= 0, got {self.schedule_start!r}")
+        if not is_int(self.first_epoch) or self.first_epoch < 0:
+            problems.append(f"first_epoch must be an integer >= 0, got {self.first_epoch!r}")
+        if problems:
+            return problems
+        if self.schedule_start > 0 and self.schedule_steps is None:
+            problems.append(f"schedule_start={self.schedule_start} needs schedule_steps (the length of the whole "
+                            "schedule): without it the schedule is this call's own steps, which start at 0")
+        elif self.schedule_steps is not None:
+            left = self.schedule_steps - self.schedule_start
+            if self.max_steps is not None and self.max_steps > left:
+                problems.append(f"schedule_start + max_steps ({self.schedule_start} + {self.max_steps}) must be <= "
+                                f"schedule_steps ({self.schedule_steps}): the call would run past the schedule's end")
+            elif left < 1:
+                problems.append(f"schedule_start ({self.schedule_start}) must be < schedule_steps "
+                                f"({self.schedule_steps}): no step of the schedule is left to train")
+        return problems
+
+    def call_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of one :func:`train` call: ``epochs * steps_per_epoch``, capped by ``max_steps``.
+        ValueError when they run past the schedule's end (``schedule_start + steps > schedule_steps``)."""
+        steps = self.epochs * steps_per_epoch
+        if self.max_steps is not None:
+            steps = min(steps, self.max_steps)
+        if self.schedule_steps is not None and self.schedule_start + steps > self.schedule_steps:
+            raise ValueError(
+                f"Invalid TrainConfig: schedule_start + this call's steps ({self.schedule_start} + {steps}: "
+                f"{self.epochs} epochs of {steps_per_epoch} steps"
+                + (f", max_steps {self.max_steps}" if self.max_steps is not None else "")
+                + f") must be <= schedule_steps ({self.schedule_steps}): the call would run past the schedule's "
+                "end; lower epochs or set max_steps")
+        return steps
+
+    def schedule_length(self, call_steps: int) -> int:
+        """Length of the LR schedule in steps: ``schedule_steps``, or this call's steps when it is None."""
+        return self.schedule_steps if self.schedule_steps is not None else call_steps
 
 
 def pick_device(preference: str | None = None) -> torch.device:

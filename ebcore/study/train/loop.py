@@ -148,6 +148,13 @@ def train(
     ``optimizer_state`` (default None: AdamW starts empty) starts AdamW from a given state per parameter
     name, e.g. a dense run's moments and step counts carried through a prune (see
     :func:`~ebcore.study.train.optim.load_named_state`); a restored checkpoint replaces it.
+
+    The call takes ``config.call_steps(steps_per_epoch)`` optimizer steps (``epochs`` epochs, or fewer with
+    ``max_steps``: the last epoch is then partial and recorded as such; a checkpoint is written at that
+    final step too, so resuming a finished run trains nothing). The LR follows a schedule of
+    ``config.schedule_steps`` steps from ``config.schedule_start``; epoch ``i`` shuffles like epoch
+    ``config.first_epoch + i`` (see :class:`TrainConfig`). History's ``epoch`` and ``step`` count this
+    call's own epochs and steps.
     """
     start_time = time.perf_counter()
     callbacks = list(callbacks)
@@ -162,12 +169,14 @@ def train(
     steps_per_epoch = len(DataLoader(train_data, **loader_kwargs))
     if steps_per_epoch == 0:
         raise ValueError("The training data set is empty.")
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = config.call_steps(steps_per_epoch)   # ValueError when it runs past the schedule
+    epochs = -(-total_steps // steps_per_epoch)           # the last one partial when max_steps cuts it
     eval_batch_size = config.eval_batch_size or config.batch_size
 
     model = model.to(device)
     model.train()
-    optimizer, scheduler = build_optimizer(model, config, total_steps)
+    optimizer, scheduler = build_optimizer(model, config, config.schedule_length(total_steps),
+                                           start_step=config.schedule_start)
     if optimizer_state is not None:
         load_named_state(optimizer, model, optimizer_state)
     state = TrainState(model=model, optimizer=optimizer, scheduler=scheduler, epoch=0, global_step=0,
@@ -183,11 +192,13 @@ def train(
     start_epoch = 0
     if ckpt_path is not None and resume and ckpt_path.exists():
         start_epoch = restore_checkpoint(ckpt_path, state, callbacks)
+        if state.samples_seen < 0:   # a checkpoint from before samples were counted: always at an epoch's end
+            state.samples_seen = start_epoch * len(train_data)
 
     cumulative = state.history[-1]["cumulative_seconds"] if state.history else 0.0
     fire("on_train_start")
     label = f"{config.description}: " if config.description else ""
-    epoch_bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs,
+    epoch_bar = tqdm(range(start_epoch, epochs), initial=start_epoch, total=epochs,
                      desc=f"{label}epochs", disable=not config.progress)
     for epoch in epoch_bar:
         if state.stop_training:
@@ -195,11 +206,11 @@ def train(
         state.epoch = epoch
         epoch_start = time.perf_counter()
         state.model.train()
-        loader = DataLoader(train_data, shuffle=True, generator=_epoch_generator(config.seed, epoch),
-                            **loader_kwargs)
+        loader = DataLoader(train_data, shuffle=True,
+                            generator=_epoch_generator(config.seed, config.first_epoch + epoch), **loader_kwargs)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         seen, steps, last_lr = 0, 0, state.optimizer.param_groups[0]["lr"]
-        step_bar = tqdm(loader, desc=f"{label}epoch {epoch + 1}/{config.epochs}", leave=False,
+        step_bar = tqdm(loader, desc=f"{label}epoch {epoch + 1}/{epochs}", leave=False,
                         disable=not config.progress)
         for batch in step_bar:
             batch = _to_device(batch, device)
@@ -210,15 +221,17 @@ def train(
             n = batch["labels"].shape[0]
             loss_sum += loss.detach().double() * n
             seen += n
+            state.samples_seen += n
             if config.progress and state.global_step % 20 == 0:
                 step_bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             fire("on_step_end")
             if config.check_every_steps and state.global_step % config.check_every_steps == 0:
                 fire("on_check")
-            if state.stop_training:
+            if state.stop_training or state.global_step >= total_steps:
                 break
         step_bar.close()
         finished_epoch = steps == steps_per_epoch
+        finished_run = state.global_step >= total_steps   # max_steps may end the run inside an epoch
 
         state.last_eval = (evaluate(state.model, val_data, eval_batch_size, device, config.precision)
                            if val_data is not None else {})
@@ -238,7 +251,7 @@ def train(
         epoch_bar.set_postfix(loss=f"{state.history[-1]['train_loss']:.4f}", refresh=False,  # shown with the count
                               **({"val_acc": f"{state.last_eval['accuracy']:.3f}"} if state.last_eval else {}))
         fire("on_epoch_end")
-        if ckpt_path is not None and finished_epoch:
+        if ckpt_path is not None and (finished_epoch or finished_run):
             save_checkpoint(ckpt_path, state, callbacks)
         if state.stop_training:
             break
@@ -249,4 +262,5 @@ def train(
     peak, kind = _peak_memory(device)
     history = pd.DataFrame(state.history, columns=list(HISTORY_COLUMNS))
     return TrainResult(model=state.model, history=history, total_seconds=time.perf_counter() - start_time,
-                       peak_memory_bytes=peak, peak_memory_kind=kind, stopped_early=not completed)
+                       peak_memory_bytes=peak, peak_memory_kind=kind, stopped_early=not completed,
+                       samples_seen=state.samples_seen)

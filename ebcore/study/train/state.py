@@ -24,7 +24,9 @@ class TrainState:
     finished) epoch; ``global_step`` counts optimizer steps taken so far; ``history`` holds one dict
     per finished epoch (same columns as :attr:`TrainResult.history`), already including the epoch
     that ``on_epoch_end`` is called for; ``last_eval`` is that epoch's validation result (``{}``
-    without validation data)."""
+    without validation data); ``samples_seen`` counts the training samples of the steps taken so far
+    (-1 only briefly, after restoring a checkpoint that predates the count); ``total_steps`` is the
+    number of steps this call takes (``TrainConfig.call_steps``)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -39,6 +41,7 @@ class TrainState:
     stop_training: bool = False
     grad_scaler: torch.amp.GradScaler | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
+    samples_seen: int = 0
 
 
 class Callback:
@@ -78,7 +81,8 @@ class TrainResult:
     step; ``cumulative_seconds`` adds up across resumed runs, while ``total_seconds`` is this call's
     wall time). ``peak_memory_kind`` is ``"cuda_max_allocated"`` (``torch.cuda.max_memory_allocated``
     during this call) or ``"cpu_max_rss"`` (the process's lifetime peak resident set size, in
-    bytes, from ``resource.getrusage``; ``"unavailable"`` where that module is missing)."""
+    bytes, from ``resource.getrusage``; ``"unavailable"`` where that module is missing). ``samples_seen``:
+    training samples of all optimizer steps taken (across resumed runs; exact for a partial last epoch)."""
 
     model: nn.Module
     history: pd.DataFrame
@@ -86,3 +90,4 @@ class TrainResult:
     peak_memory_bytes: int
     peak_memory_kind: str
     stopped_early: bool
+    samples_seen: int = 0
