@@ -1,9 +1,10 @@
 """Cost measurements of a model: parameters, FLOPs per sample, training memory, size on disk.
 
-Memory on CUDA is what the device allocator reports; on CPU there is no allocator peak to read, so we
-measure what autograd keeps for backward on one batch (saved_tensors_hooks) and add the training
-state (weights, gradients, AdamW's two moments: 16 bytes per fp32 parameter). Both are reported with
-a `memory_kind` that says which.
+Training memory is measured on both devices: on CUDA the device allocator's peak over one AdamW step
+(torch.cuda.max_memory_allocated), on CPU the peak of the CPU allocator's event stream over a steady-state
+AdamW step (torch's profiler, ebcore.cpu_memory). Each comes with a `memory_kind` that says which. The
+former CPU estimate (16 bytes per fp32 parameter + autograd-saved activations) is kept as
+`estimated_training_memory`, for comparison only.
 """
 from __future__ import annotations
 
@@ -105,10 +106,32 @@ def activation_bytes(model: nn.Module, batch: dict) -> int:
     return total
 
 
+def estimated_training_memory(model: nn.Module, batch: dict) -> int:
+    """An estimate, not a measurement: 16 bytes per parameter (fp32 weights, gradients, AdamW's two moments)
+    plus the bytes autograd saves for backward on `batch`. Smaller models score lower by construction."""
+    return 16 * count_parameters(model) + activation_bytes(model, batch)
+
+
+CPU_MEMORY_KIND = "cpu_allocator_peak (steady-state AdamW step, profiler)"
+CUDA_MEMORY_KIND = "cuda_max_allocated (one AdamW step)"
+
+
 def training_memory(model: nn.Module, batch: dict) -> tuple[int, str]:
-    """Peak training memory for one step on `batch`, and what kind of number it is."""
+    """Peak training memory of one AdamW step on `batch` (which holds the labels), measured, and its kind.
+
+    CUDA: torch.cuda.max_memory_allocated over one step on `model` itself with lr=0 (its weights stay as
+    they were; weight decay scales by 1 - lr * wd = 1); everything on the device counts. CPU: the peak bytes
+    held by torch's CPU allocator during a steady-state step (AdamW's moments already made) on a copy of
+    `model`: its parameters, buffers, the batch, the moments, gradients and activations (ebcore.cpu_memory).
+    The model's mode and the RNG are left as they were; on CUDA its gradients are cleared (set to None).
+    """
     device = next(model.parameters()).device
-    if device.type == "cuda":
+    if device.type != "cuda":
+        from .cpu_memory import measure_cpu_training_step
+        return measure_cpu_training_step(model, batch).peak_steady_step, CPU_MEMORY_KIND
+    was_training = model.training
+    with torch.random.fork_rng(devices=[device]):
+        model.train()
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         opt = torch.optim.AdamW(model.parameters(), lr=0.0)
@@ -117,9 +140,9 @@ def training_memory(model: nn.Module, batch: dict) -> tuple[int, str]:
         opt.step()
         opt.zero_grad(set_to_none=True)
         torch.cuda.synchronize(device)
-        return int(torch.cuda.max_memory_allocated(device)), "cuda_max_allocated (one step)"
-    state = 16 * count_parameters(model)
-    return state + activation_bytes(model, batch), "cpu: 16 B/param training state + autograd-saved activations"
+        peak = int(torch.cuda.max_memory_allocated(device))
+    model.train(was_training)
+    return peak, CUDA_MEMORY_KIND
 
 
 def folder_bytes(path: str | os.PathLike) -> int:
