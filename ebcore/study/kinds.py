@@ -183,6 +183,9 @@ def register_run_kind(kind: RunKind) -> RunKind:
         raise ValueError(f"run kind {kind.name!r}: role must be dense, ticket or control, got {kind.role!r}")
     if kind.role == "ticket" and kind.mask is None:
         raise ValueError(f"run kind {kind.name!r} is a ticket, so it needs a mask source")
+    if kind.role == "control" and kind.mask is None and kind.start is None:
+        raise ValueError(f"run kind {kind.name!r}: a control without a mask source (dense widths) needs its own "
+                         f"start ({tuple(STARTS)}) and budget")
     if kind.start is not None and kind.start not in STARTS:
         raise ValueError(f"run kind {kind.name!r}: start must be None or one of {tuple(STARTS)}, got {kind.start!r}")
     if kind.budget not in BUDGETS or (kind.budget == "mode") != (kind.start is None):

@@ -62,6 +62,11 @@ def test_a_registered_run_kind_reaches_every_table_and_figure(tmp_path, monkeypa
 def test_run_kind_registration_refuses_incomplete_entries():
     with pytest.raises(ValueError, match="mask source"):
         kinds.register_run_kind(kinds.RunKind("bad", "bad", "red", "o", "control", "", None, lambda mode: "none"))
+    with pytest.raises(ValueError, match="mask source"):
+        kinds.register_run_kind(kinds.RunKind("bad", "bad", "red", "o", "ticket", "", None, lambda mode: "none"))
+    with pytest.raises(ValueError, match="budget"):
+        kinds.register_run_kind(kinds.RunKind("bad", "bad", "red", "o", "control", "", None, lambda mode: "none",
+                                              start="init", budget="mode"))
     with pytest.raises(ValueError, match="search must name"):
         kinds.register_run_kind(kinds.RunKind("bad", "bad", "red", "o", "control", "", _toy_mask,
                                               lambda mode: "free lunch"))
