@@ -12,6 +12,10 @@ that bypass torch's allocator (oneDNN scratch buffers, Python objects) are not s
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import copy
 import gc
 from dataclasses import dataclass
@@ -84,6 +88,26 @@ def _window_peaks(prof: profile) -> list[int]:
     return peaks
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the C++ side's stderr (kineto prints "USDT ... profiler_start/stop" lines at every session, which
+    no log level turns off) while the profiler starts and stops; Python's own stderr is left as it is."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real file descriptor 2 (some notebook front ends): leave it
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def measure_cpu_training_step(model: nn.Module, batch: dict) -> StepMemory:
     """Peak CPU memory allocated by a first and a steady-state AdamW training step on `batch` (with labels).
 
@@ -94,7 +118,7 @@ def measure_cpu_training_step(model: nn.Module, batch: dict) -> StepMemory:
         raise ValueError("measure_cpu_training_step measures CPU models; use torch.cuda's statistics on CUDA")
     gc.collect()  # garbage freed now, not inside the session (the profiler cannot size blocks older than it)
     with torch.random.fork_rng(devices=[]), torch.enable_grad(), torch.inference_mode(False):
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             trained = copy.deepcopy(model).train()
             for p in trained.parameters():
                 p.grad = None

@@ -72,6 +72,35 @@ def threshold_table(result: ExperimentResult) -> pd.DataFrame:
     return sensitivity.sensitivity_table(sensitivity.threshold_sensitivity(result.detectors, epochs=epochs))
 
 
+HALF_WIDTH_TARGET = 1.5   # points: the paired comparisons' 95 % half-width the seeds should reach
+
+
+def precision_note(result: ExperimentResult) -> str:
+    """Whether the seeds reached the target precision: the 95 % half-width of every paired comparison against
+    HALF_WIDTH_TARGET, and about how many seeds the widest one would need (half-width ~ t * sd / sqrt(n))."""
+    paired = paired_table(result)
+    widths = []
+    for ci in paired["95% CI (pts)"]:
+        if ci.startswith("["):
+            lo, hi = (float(x) for x in ci.strip("[]").split(","))
+            widths.append((hi - lo) / 2)
+    n = len(result.seeds)
+    if not widths:
+        return f"**Precision**: {n} seed(s), no interval (the target 95 % half-width is ≤ {HALF_WIDTH_TARGET:g} pts)."
+    met = sum(w <= HALF_WIDTH_TARGET for w in widths)
+    widest = max(widths)
+    text = (f"**Precision**: {n} seeds; the paired comparisons' 95 % half-widths are {min(widths):.2f}–{widest:.2f} "
+            f"pts, within the target ≤ {HALF_WIDTH_TARGET:g} pts for {met} of {len(widths)}")
+    if met < len(widths):
+        from .stats import t_quantile
+        need = n
+        while need < 200 and t_quantile(need) / t_quantile(n) * (n / need) ** 0.5 * widest > HALF_WIDTH_TARGET:
+            need += 1
+        text += (f"; the widest would need about {need} seeds at its sd, more than this profile's budget allows "
+                 "(run_all.sh stays within 75 min on 2 cores)")
+    return text + "."
+
+
 def tickets_found(result: ExperimentResult) -> dict[float, tuple[int, int]]:
     """Per ratio of the headline mode's tickets: (seeds that found a ticket, seeds)."""
     t = result.table
@@ -93,6 +122,7 @@ def headline(result: ExperimentResult) -> str:
                      "check's mask, pruned (and retrained with what budget is left), not tickets, and the claims "
                      "that need a ticket read *no ticket found* there. What the data do show is below: every run "
                      "at its training FLOPs.")
+    lines.append(precision_note(result))
     t = result.table
     rows = []
     for run, g in t.groupby("run", sort=False):
