@@ -195,6 +195,10 @@ def _memory_claim(table: pd.DataFrame, mode: str) -> _Row:
     ours = (f"{ratios.min():.3f}–{ratios.max():.3f} of dense ({source}"
             f"{'' if measured else ', estimate'})"
             + _seeds_note(found["seed"].nunique(), rows["seed"].nunique()))
+    if "pipeline_memory_ratio" in found:
+        whole = pd.to_numeric(found["pipeline_memory_ratio"], errors="coerce").dropna()
+        if len(whole):
+            ours += f"; the whole pipeline's peak, its dense phase included: {whole.max():.3f} of dense"
     verdict = all_or_none(below, found["seed"].nunique())
     if not measured:
         verdict = "inconclusive"
