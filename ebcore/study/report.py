@@ -42,7 +42,8 @@ def summary_table(result: ExperimentResult) -> pd.DataFrame:
         first = g.iloc[0]
         is_ticket = RUN_KINDS[first["kind"]].role == "ticket"
         found = int(g["ticket_found"].fillna(False).astype(bool).sum()) if is_ticket else 0
-        stab = pd.to_numeric(g.get("ticket_to_final", pd.Series(dtype=float)), errors="coerce").dropna()
+        with_ticket = g[g["ticket_found"].fillna(False).astype(bool)] if is_ticket else g.iloc[:0]
+        stab = pd.to_numeric(with_ticket.get("ticket_to_final", pd.Series(dtype=float)), errors="coerce").dropna()
         ratio = float(first["ratio"])
         rows.append({
             "run": run + (" (no ticket found: last-check mask)" if is_ticket and found == 0 else ""),
