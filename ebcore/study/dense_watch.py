@@ -33,7 +33,8 @@ class DenseRunWatch(Callback):
     """
 
     def __init__(self, detectors: dict[str, EarlyBirdDetector], rule: str, ticket_dir: Path | None,
-                 every_steps: int | None = None, train_size: int = 0, batch_size: int = 1):
+                 every_steps: int | None = None, train_size: int = 0, batch_size: int = 1,
+                 gradient_sum: str = "cumulative") -> None:
         self.ticket_dir = ticket_dir
         self.train_size, self.batch_size = train_size, batch_size
         self.check_seconds: list[float] = []   # training clock at each check
@@ -41,7 +42,8 @@ class DenseRunWatch(Callback):
         self.check_samples: list[int] = []     # training samples seen at each check
         self.search_seconds = 0.0              # time spent scoring and comparing masks
         self.elapsed = 0.0
-        self.watch = TicketWatch(detectors, rule, every_steps, sum_gradients=detectors[rule].criterion == "taylor")
+        self.watch = TicketWatch(detectors, rule, every_steps, sum_gradients=detectors[rule].criterion == "taylor",
+                                 gradient_sum=gradient_sum)
         self._mark = None
 
     def _tick(self) -> None:
@@ -102,7 +104,7 @@ class DenseRunWatch(Callback):
         return {"detectors": core["detectors"],
                 "check_seconds": self.check_seconds, "check_epochs": self.check_epochs,
                 "check_samples": self.check_samples, "search_seconds": self.search_seconds,
-                "elapsed": self.elapsed, "grad_sum": core["grad_sum"]}
+                "elapsed": self.elapsed, "grad_sum": core["grad_sum"], "gradient_sum": core["gradient_sum"]}
 
     def load_state_dict(self, state: dict) -> None:
         self.watch.load_state_dict(state)
