@@ -162,8 +162,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                       "training began, never reset (EarlyBERT "
                       "learns head and neuron coefficients; magnitudes of pretrained weights barely move in "
                       "fine-tuning, so a magnitude ticket would just be one-shot pruning of the pretrained model). "
-                      "That one-shot mask is a control here. Summed only between checks instead, the masks kept "
-                      "moving by 0.16-0.26 per check to the end of the run (bench/taylor_sum.py).\n"
+                      "That one-shot mask is a control here. Summed only between checks instead, the masks of a "
+                      "`cpu` profile run moved as much at its end as at its start (bench/taylor_sum.py).\n"
                       "- **Checks** every {check_every_steps} steps (fine-tuning is short: {epochs} epochs)."),
 )}
 
