@@ -169,7 +169,8 @@ def main() -> None:
             half = part[part["check"] >= part["check"].max() / 2]
             settle = [settled_at(part, level) for level in (s.threshold, LOOSE)]
             print(f"  p={r:g} {m:>10}: {'; '.join(tickets)}; consecutive distance "
-                  + ", ".join(f"<= {level:g} " + ("never (not at the last check)" if at is None else f"from epoch {at:.3g} on")
+                  + ", ".join(f"<= {level:g} "
+                              + ("never (not at the last check)" if at is None else f"from epoch {at:.3g} on")
                               for level, at in zip((s.threshold, LOOSE), settle))
                   + f"; last half of the checks: mean consecutive {half['consecutive'].mean():.3f}, mean to reference "
                   f"{half['to_reference'].mean():.3f}; final mask to reference {part['to_reference'].iloc[-1]:.3f}; "

@@ -28,7 +28,8 @@ from .masks import Mask
 
 __all__ = ["CheckEvent", "DetectorUpdate", "GRADIENT_SUMS", "TicketWatch", "rng_untouched"]
 
-GRADIENT_SUMS = ("cumulative", "interval")  # what the Taylor gradient sum spans: all steps so far, or since the last check
+# what the Taylor gradient sum spans: every step so far, or the steps since the last check
+GRADIENT_SUMS = ("cumulative", "interval")
 
 
 def rng_untouched() -> AbstractContextManager:

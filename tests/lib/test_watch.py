@@ -76,7 +76,8 @@ def test_state_round_trip_continues_exactly():
     watch.accumulate_gradients(model)
     watch.check(model, at=2)
     state = watch.state_dict()
-    assert set(state) == {"detectors", "grad_sum", "gradient_sum"} and set(state["detectors"]) == {"consecutive", "window"}
+    assert set(state) == {"detectors", "grad_sum", "gradient_sum"}
+    assert set(state["detectors"]) == {"consecutive", "window"}
     assert state["gradient_sum"] == "cumulative"
     again = TicketWatch(detectors("taylor", threshold=0.0), "window", every_steps=2, sum_gradients=True)
     again.load_state_dict(state)
