@@ -45,6 +45,8 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
         check_every_steps: check every N optimizer steps; None = at every epoch end.
         action: "stop", "save_mask" or "prune" (see the `ebcore.hf` docstring).
         mask_file: file name of the ticket mask under `args.output_dir`.
+        gradient_sum: with "taylor", what the gradient sum spans: "cumulative" (default, every step so
+            far) or "interval" (the steps since the previous check); see `ebcore.watch.TicketWatch`.
 
     Use `add_early_bird(trainer, ...)` (or `callback.attach(trainer)`): "prune" and logging through
     `trainer.log` need the Trainer. Added only through `Trainer(callbacks=[...])`, "stop" and
@@ -54,7 +56,7 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
     def __init__(self, ratio: float = 0.3, ratios: list[float] | tuple[float, ...] | None = None,
                  threshold: float | None = None, window: int = WINDOW, scope: str = "layerwise", criterion: str = "magnitude",
                  distance: str = "combined", check_every_steps: int | None = None, action: str = "prune",
-                 mask_file: str = MASK_FILE) -> None:
+                 mask_file: str = MASK_FILE, gradient_sum: str = "cumulative") -> None:
         _check_settings(action, check_every_steps, criterion, mask_file)
         self.ratio = check_ratio(ratio)
         self.ratios = tuple(sorted({check_ratio(r) for r in (ratios if ratios is not None else [])} | {self.ratio}))
@@ -67,7 +69,7 @@ class EarlyBirdCallback(TrainerCallback, CheckpointState):
         # Taylor: scores from the gradient summed over every step so far, as the study does (one batch's
         # gradient is too noisy for masks to settle); the sum restarts on resume (it is not checkpointed).
         self.watch = TicketWatch({"detector": self.detector}, every_steps=self.check_every_steps,
-                                 sum_gradients=criterion == "taylor")
+                                 sum_gradients=criterion == "taylor", gradient_sum=gradient_sum)
         self.ticket_step: int | None = None     # global step at which the ticket at `ratio` appeared
         self.ticket_mask: dict | None = None    # Mask.to_dict() of that ticket
         self.pruned_step: int | None = None     # global step at which the model was pruned

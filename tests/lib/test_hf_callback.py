@@ -348,6 +348,28 @@ def test_taylor_scores_use_the_running_gradient_sum(tmp_path):
         torch.testing.assert_close(cb.watch.grad_sum[name], total)
 
 
+def test_taylor_interval_sum_restarts_at_each_check(tmp_path):
+    """gradient_sum="interval": after the checks at steps 2 and 4 the sum holds step 5's gradient only, and
+    the checkpointed arguments carry the mode."""
+    class Grads(T.TrainerCallback):
+        def __init__(self):
+            self.last = {}
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            self.last = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    trainer = T.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=5), train_dataset=text_data())
+    cb = add_early_bird(trainer, ratio=0.3, threshold=0.0, window=3, check_every_steps=2, action="save_mask",
+                        criterion="taylor", gradient_sum="interval")
+    grads = Grads()
+    trainer.add_callback(grads)
+    trainer.train()
+    assert len(cb.detector.history) == 2 and set(cb.watch.grad_sum) == set(grads.last)
+    for name, last in grads.last.items():
+        torch.testing.assert_close(cb.watch.grad_sum[name], last)
+    assert cb.state()["args"]["gradient_sum"] == "interval"
+
+
 def test_masks_differing_across_ranks_raise(tmp_path, monkeypatch):
     import ebcore.hf.trainer_plumbing as plumbing
     monkeypatch.setattr(plumbing, "_gather", lambda value: [value, "something else"])

@@ -1,6 +1,7 @@
 """The framework-neutral watching core (`ebcore.watch.TicketWatch`) on a tiny ViT: the schedule, one scoring
 pass shared by several detectors, ticket events, the state round trip, the RNG stream left alone, and
-the Taylor running gradient sum (the real `.grad` restored after scoring)."""
+the Taylor gradient sum (the real `.grad` restored after scoring; cumulative by default, or reset after
+each check with gradient_sum="interval")."""
 from __future__ import annotations
 
 import pytest
@@ -75,7 +76,9 @@ def test_state_round_trip_continues_exactly():
     watch.accumulate_gradients(model)
     watch.check(model, at=2)
     state = watch.state_dict()
-    assert set(state) == {"detectors", "grad_sum"} and set(state["detectors"]) == {"consecutive", "window"}
+    assert set(state) == {"detectors", "grad_sum", "gradient_sum"}
+    assert set(state["detectors"]) == {"consecutive", "window"}
+    assert state["gradient_sum"] == "cumulative"
     again = TicketWatch(detectors("taylor", threshold=0.0), "window", every_steps=2, sum_gradients=True)
     again.load_state_dict(state)
     for name in ("consecutive", "window"):
@@ -126,3 +129,80 @@ def test_without_sum_the_gradients_are_used_as_they_are():
     watch.accumulate_gradients(model)
     assert watch.grad_sum == {}
     assert watch.draw(model) == watch.ruling_detector.draw_masks(model)
+
+
+def _steps(watch: TicketWatch, model: torch.nn.Module, seeds: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """Backward on each seed's batch and accumulate; the gradients of the steps summed by hand, in order."""
+    total: dict[str, torch.Tensor] = {}
+    for seed in seeds:
+        model.zero_grad(set_to_none=True)
+        backward(model, seed)
+        watch.accumulate_gradients(model)
+        for n, p in model.named_parameters():
+            total[n] = p.grad.clone() if n not in total else total[n] + p.grad
+    return total
+
+
+def test_cumulative_is_the_default_and_never_resets():
+    model = make_model("vit")
+    default = TicketWatch(detectors("taylor"), "window", every_steps=1, sum_gradients=True)
+    named = TicketWatch(detectors("taylor"), "window", every_steps=1, sum_gradients=True, gradient_sum="cumulative")
+    assert default.gradient_sum == "cumulative"
+    first = _steps(default, model, (1, 2))
+    for n in first:
+        named.grad_sum[n] = default.grad_sum[n].clone()
+    a, b = default.check(model, at=2), named.check(model, at=2)
+    assert a.masks == b.masks
+    since = _steps(default, model, (3,))
+    for n, total in default.grad_sum.items():  # bitwise: the same additions in the same order
+        assert torch.equal(total, first[n] + since[n])
+
+
+def test_interval_sum_restarts_after_each_check():
+    model = make_model("vit")
+    watch = TicketWatch(detectors("taylor"), "window", every_steps=2, sum_gradients=True, gradient_sum="interval")
+    first = _steps(watch, model, (1, 2))
+    for n, total in watch.grad_sum.items():
+        assert torch.equal(total, first[n])
+    real = {n: p.grad for n, p in model.named_parameters()}
+    watch.check(model, at=2)
+    assert watch.grad_sum == {}  # emptied by the check
+    assert all(p.grad is real[n] for n, p in model.named_parameters())  # the real gradient is back
+    since = _steps(watch, model, (3, 4))
+    for n, total in watch.grad_sum.items():  # only the gradients since the check
+        assert torch.equal(total, since[n])
+    for name, p in model.named_parameters():  # the next check scores with that sum, nothing older
+        p.grad = since[name].clone()
+    expected = watch.ruling_detector.draw_masks(model)
+    assert watch.check(model, at=4).masks == expected
+
+
+def test_gradient_sum_round_trips_and_is_checked():
+    model = make_model("vit")
+    watch = TicketWatch(detectors("taylor"), "window", every_steps=2, sum_gradients=True, gradient_sum="interval")
+    _steps(watch, model, (1,))
+    state = watch.state_dict()
+    assert state["gradient_sum"] == "interval"
+    again = TicketWatch(detectors("taylor"), "window", every_steps=2, sum_gradients=True)
+    again.load_state_dict(state)
+    assert again.gradient_sum == "interval" and again.grad_sum.keys() == watch.grad_sum.keys()
+    assert all(torch.equal(again.grad_sum[n], t) for n, t in watch.grad_sum.items())
+    old = {k: v for k, v in state.items() if k != "gradient_sum"}  # saved before the option existed
+    again.load_state_dict(old)
+    assert again.gradient_sum == "cumulative"
+    with pytest.raises(ValueError, match="gradient_sum"):
+        TicketWatch(detectors("taylor"), "window", sum_gradients=True, gradient_sum="between")
+    with pytest.raises(ValueError, match="gradient_sum"):
+        again.load_state_dict(state | {"gradient_sum": "between"})
+
+
+def test_dense_run_watch_passes_the_mode_through():
+    from ebcore.study.dense_watch import DenseRunWatch
+    for mode in ("cumulative", "interval"):
+        watch = DenseRunWatch(detectors("taylor"), "window", None, every_steps=2, gradient_sum=mode)
+        assert watch.watch.sum_gradients and watch.watch.gradient_sum == mode
+        state = watch.state_dict()
+        assert state["gradient_sum"] == mode
+        again = DenseRunWatch(detectors("taylor"), "window", None, every_steps=2)
+        again.load_state_dict(state)
+        assert again.watch.gradient_sum == mode
