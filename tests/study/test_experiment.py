@@ -3,6 +3,8 @@ from __future__ import annotations
 
 
 import pandas as pd
+
+from ebcore.study.kinds import RUN_KINDS
 import pytest
 
 import ebcore.study.runners as R
@@ -18,9 +20,14 @@ def test_ci_pipeline_table_is_sane(ci_results, study_family):
     t = res.table
     assert list(t.columns) == TABLE_COLUMNS
     modes, controls = res.settings.modes, res.settings.controls
-    assert len(t) == 1 + len(modes) * 3 + len(controls) * len(modes)  # dense, tickets at 3 ratios, controls at 0.3
+    s = res.settings
+    expected = 1 + len(modes) * 3 + sum(len(RUN_KINDS[c].modes(modes, s.spec.pretrained)) * len(s.kind_ratios(c))
+                                        for c in controls)   # dense, tickets at 3 ratios, each control at its ratios
+    assert len(t) == expected
     dense = t[t.kind == "dense"].iloc[0]
-    pruned = t[t.kind != "dense"]
+    pruned = t[t.kind.map(lambda k: RUN_KINDS[k].mask is not None)]
+    at_dense_widths = t[(t.kind != "dense") & ~t.index.isin(pruned.index)]
+    assert (at_dense_widths.params == dense.params).all() and (at_dense_widths.flops_rel_dense < 1.2).all()
     assert (pruned.params < dense.params).all() and (pruned.param_ratio < 1).all()
     assert (pruned.flops_ratio < 1).all() and (pruned.memory_ratio < 1).all()
     assert t.test_accuracy.between(0, 1).all() and t.best_val_accuracy.between(0, 1).all()
