@@ -1,5 +1,6 @@
 """One run of the pipeline, in its own folder (ebcore.study.paths): the watched dense run of a seed, or one
-pruned network (the early-bird ticket or a control) retrained the way its mode says.
+run of a ticket or a control, pruned or at dense widths, trained the way its plan says (ebcore.study.plans:
+its start, its steps, its schedule, the AdamW state it carries).
 
 A finished run (result.json) is reused, its costs recomputed from the dense run's record so that
 accounting fixes need no retraining; an interrupted one resumes from its checkpoint.
@@ -7,7 +8,7 @@ accounting fixes need no retraining; an interrupted one resumes from its checkpo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +27,8 @@ from .costs import measure_model, scoring_flops
 from .families import build_model
 from .dense_watch import DenseRunWatch, ticket_summary
 from .carry import load_ticket_optimizer_state
-from .kinds import FINETUNE_FRACTION, FRESH_SEED_OFFSET, MODES, RUN_KINDS, MaskSources, retrain_epochs
+from .kinds import FRESH_SEED_OFFSET, MODES, RUN_KINDS, MaskSources
+from .plans import RetrainPlan, eb_total_flops, retrain_plan
 from .progress import announce, run_label
 from .specs import FamilySpec
 from .splits import Data
@@ -163,75 +165,6 @@ def ticket_info(dense: dict, rule: str, ratio: float) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class RetrainPlan:
-    """Where a pruned (or control) run's weights come from and how it trains."""
-
-    start: str                  # "ticket", "init" (initial or pretrained), "fresh" (a new init) or "final"
-    epochs: int                 # epochs of this call (the last may be partial: max_steps); 0: not trained
-    max_steps: int | None = None
-    schedule_start: int = 0     # the step of its schedule it starts at (follow: the ticket's step)
-    schedule_steps: int | None = None   # its schedule's length (follow: the dense run's)
-    first_epoch: int = 0        # data order continues at this epoch (follow)
-    carry_optimizer: bool = False       # start AdamW from the dense run's state at the ticket (sliced)
-
-    def as_params(self) -> dict:
-        return {"start": self.start, "epochs": self.epochs, "max_steps": self.max_steps,
-                "schedule_start": self.schedule_start, "schedule_steps": self.schedule_steps,
-                "first_epoch": self.first_epoch, "carry_optimizer": self.carry_optimizer}
-
-
-def _steps_per_epoch(s: Settings, data: Data) -> int:
-    return -(-len(data.train) // s.spec.train.batch_size)
-
-
-def _samples_to_steps(samples: float, train_size: int, batch_size: int) -> int:
-    """Optimizer steps that see `samples` samples (rounded to the nearest step; the last batch of an epoch is
-    short)."""
-    per_epoch = -(-train_size // batch_size)
-    full, rest = divmod(max(0.0, samples), train_size)
-    return int(full) * per_epoch + min(per_epoch, int(round(rest / batch_size)))
-
-
-def retrain_plan(s: Settings, data: Data, kind: str, mode: str, info: dict, eb_total_flops: float | None,
-                 dense_flops_per_sample: float) -> RetrainPlan:
-    """How run kind `kind` trains in `mode` (ebcore.study.kinds): its start, its steps and its schedule."""
-    run_kind, budget = RUN_KINDS[kind], s.spec.train.epochs
-    spe = _steps_per_epoch(s, data)
-    if run_kind.start is None:
-        retrain = MODES[mode]
-        if retrain.start != "ticket":
-            return RetrainPlan("init", budget)
-        if s.continue_schedule == "restart":
-            return RetrainPlan("ticket", retrain_epochs(retrain, budget, info["epoch_fraction"]))
-        ticket_step = int(round(info["epoch_fraction"] * spe))   # the dense run's global step at the ticket
-        left = budget * spe - ticket_step
-        if left <= 0:
-            return RetrainPlan("ticket", 0)
-        return RetrainPlan("ticket", -(-left // spe), max_steps=left, schedule_start=ticket_step,
-                           schedule_steps=budget * spe, first_epoch=ticket_step // spe, carry_optimizer=True)
-    if run_kind.budget == "full":
-        return RetrainPlan(run_kind.start, budget)
-    if run_kind.budget == "finetune":
-        return RetrainPlan(run_kind.start, max(1, round(FINETUNE_FRACTION * budget)))
-    assert run_kind.budget == "eb_flops"
-    if eb_total_flops is None:
-        raise RuntimeError(f"run kind {kind!r} matches the EB pipeline's FLOPs at p = {s.cost_ratio:g}, but that "
-                           "run is not among this seed's runs (the tickets run before the controls)")
-    steps = _samples_to_steps(eb_total_flops / dense_flops_per_sample, len(data.train), s.spec.train.batch_size)
-    steps = max(1, steps)
-    return RetrainPlan(run_kind.start, -(-steps // spe), max_steps=steps)
-
-
-def _eb_total_flops(s: Settings, done: list[dict] | None) -> float | None:
-    """The EB pipeline's total FLOPs at the cost ratio in the headline mode, from this seed's finished runs."""
-    for rec in done or ():
-        if rec.get("kind") in RUN_KINDS and RUN_KINDS[rec["kind"]].role == "ticket" \
-                and rec.get("mode") == s.headline_mode and abs(rec.get("ratio", -1) - s.cost_ratio) < 1e-9:
-            return float(rec["total_flops"])
-    return None
-
-
 def _starting_model(s: Settings, data: Data, dense: dict, plan: RetrainPlan, ratio: float,
                     untrained: Callable[[], nn.Module]) -> nn.Module:
     """The model a run starts from, before pruning."""
@@ -268,7 +201,7 @@ def run_pruned(s: Settings, data: Data, dense: dict, kind: str, mode: str, ratio
             if run_kind.mask is not None else None)
     retrain = MODES.get(mode) if run_kind.start is None else None
     search, search_flops, search_seconds = run_kind.search_cost(dense, info, retrain)
-    plan = retrain_plan(s, data, kind, mode, info, _eb_total_flops(s, done), dense["train_flops_per_sample"])
+    plan = retrain_plan(s, data, kind, mode, info, eb_total_flops(s, done), dense["train_flops_per_sample"])
     params = {"kind": kind, "mode": mode, "ratio": ratio, "mask": mask.hash() if mask is not None else None,
               "spec": spec.key(), "precision": s.precision, "seed": seed, **plan.as_params(),
               "ticket_check": info["check_index"] if plan.start == "ticket" else None,

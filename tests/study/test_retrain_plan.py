@@ -1,4 +1,4 @@
-"""How each run kind trains (ebcore.study.runners.retrain_plan), from the settings and the ticket alone: no
+"""How each run kind trains (ebcore.study.plans.retrain_plan), from the settings and the ticket alone: no
 training. The pipeline test (test_experiment) checks the same plans end to end."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from ebcore.study.config import ExperimentConfig
-from ebcore.study.runners import _samples_to_steps, retrain_plan
+from ebcore.study.plans import _samples_to_steps, retrain_plan
 
 TRAIN = 100   # samples; the ci profile's batch decides the steps per epoch
 
