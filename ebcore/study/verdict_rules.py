@@ -129,7 +129,12 @@ def rule_set_markdown() -> str:
         "verdict says little about effects smaller than it.",
         f"- **Ticket claims.** *Early*: every seed and ratio finds its ticket within {EARLY_FRACTION:.0%} of the "
         "budget → reproduced, none → not reproduced, mixed → inconclusive; a ticket not found counts as not "
-        "early; the consecutive and the window rule are judged separately.",
+        "early; the consecutive and the window rule are judged separately. The consecutive rule can first fire at "
+        "the 2nd check and the window rule (window W) at the W-th, so with checks at epoch ends of a 10-epoch budget "
+        "the earliest possible tickets are at 20 % and 50 % (window 5): the window rule cannot be early there by "
+        "construction, which its verdict then records as a fact of the rule, not of the model. At ratio p two "
+        "masks differ by at most about 2p, so a threshold near 2p (0.1 at p = 0.1) fires at the first possible "
+        "check whatever training does; the threshold-sensitivity table shows every threshold.",
         "- **No ticket.** Claims about the ticket use only the seeds whose detector found one; no seed → "
         "**no ticket found** (the pruned runs then used the last check's mask and say nothing about early "
         "birds); fewer than the seed minimum → inconclusive; 'k/n seeds' is shown when some seeds found none.",
