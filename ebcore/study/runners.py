@@ -112,7 +112,7 @@ def run_dense(s: Settings, data: Data, seed: int, redo: bool = False) -> dict:
               "threshold": s.threshold, "window": s.window, "rule": s.rule, "scope": s.scope,
               "criterion": s.criterion, "distance": s.distance, "check": s.check_every_steps,
               "precision": s.precision, "align": s.align,
-              "ticket_files": "weights+optimizer"}   # `continue` carries AdamW's state from the ticket
+              "ticket_files": "weights+optimizer", "threads": s.threads}   # `continue` carries AdamW's state from the ticket
     run_dir = paths.dense_run_folder(s.seed_dir(seed), params)
     done = _load_result(run_dir, redo)
     label = run_label(spec.family, "dense", seed)
@@ -203,7 +203,7 @@ def run_pruned(s: Settings, data: Data, dense: dict, kind: str, mode: str, ratio
     search, search_flops, search_seconds = run_kind.search_cost(dense, info, retrain)
     plan = retrain_plan(s, data, kind, mode, info, eb_total_flops(s, done), dense["train_flops_per_sample"])
     params = {"kind": kind, "mode": mode, "ratio": ratio, "mask": mask.hash() if mask is not None else None,
-              "spec": spec.key(), "precision": s.precision, "seed": seed, **plan.as_params(),
+              "spec": spec.key(), "precision": s.precision, "threads": s.threads, "seed": seed, **plan.as_params(),
               "ticket_check": info["check_index"] if plan.start == "ticket" else None,
               "dense": Path(dense["run_dir"]).name}
     run_dir = paths.pruned_run_folder(s.seed_dir(seed), kind, mode, ratio, params)

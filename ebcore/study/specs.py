@@ -56,9 +56,11 @@ class TrainSettings:
 
 
 def _key_fields(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    # The default controls choose which runs happen, not what any run computes (each run's folder has its own
-    # key), so they do not name the run folders: adding a control orphans nothing.
-    return {k: v for k, v in items if not (k == "check_every_steps" and v is None) and k != "controls"}
+    # The default controls choose which runs happen and the seed processes how they are scheduled, not what any
+    # run computes, so neither names the run folders (adding a control orphans nothing). The thread count
+    # changes the numbers in their last bits: it names each run through its own parameters (study.runners).
+    skip = ("controls", "threads", "workers")
+    return {k: v for k, v in items if not (k == "check_every_steps" and v is None) and k not in skip}
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class FamilySpec:
     modes: tuple[str, ...]           # default retrain modes (ebcore.study.kinds.MODES)
     seeds: tuple[int, ...] = (0,)    # default seeds
     workers: int = 1                 # seeds run as parallel processes
+    threads: int | None = None       # torch's CPU threads per seed process (None: torch's default)
     precision: str = "fp32"          # fp32, bf16 or fp16
     align: int = 1                   # kept widths rounded to multiples of this
     criterion: str = "magnitude"     # default importance criterion of the detectors
