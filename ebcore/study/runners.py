@@ -165,6 +165,18 @@ def ticket_info(dense: dict, rule: str, ratio: float) -> dict:
     }
 
 
+def fresh_model(s: Settings, data: Data, seed: int) -> nn.Module:
+    """A randomly initialized model of the family (seeded): built from its config even where the family starts
+    from pretrained weights (MiniLM), so that "from scratch" never means "from the pretrained weights"."""
+    model = build_model(s.spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed)
+    if not s.spec.pretrained:
+        return model
+    import torch
+    from ..adapters import prepare_model
+    torch.manual_seed(seed)
+    return prepare_model(type(model)(model.config))
+
+
 def _starting_model(s: Settings, data: Data, dense: dict, plan: RetrainPlan, ratio: float,
                     untrained: Callable[[], nn.Module]) -> nn.Module:
     """The model a run starts from, before pruning."""
@@ -172,7 +184,7 @@ def _starting_model(s: Settings, data: Data, dense: dict, plan: RetrainPlan, rat
     if plan.start == "init":
         return untrained()
     if plan.start == "fresh":
-        return build_model(s.spec, data.num_labels, data.vocab_size, data.pad_token_id, seed=seed + FRESH_SEED_OFFSET)
+        return fresh_model(s, data, seed + FRESH_SEED_OFFSET)
     if plan.start == "final":
         final = Path(dense["run_dir"]) / paths.MODEL_DIR
         if not final.is_dir():
@@ -205,6 +217,7 @@ def run_pruned(s: Settings, data: Data, dense: dict, kind: str, mode: str, ratio
     params = {"kind": kind, "mode": mode, "ratio": ratio, "mask": mask.hash() if mask is not None else None,
               "spec": spec.key(), "precision": s.precision, "threads": s.threads, "seed": seed, **plan.as_params(),
               "ticket_check": info["check_index"] if plan.start == "ticket" else None,
+              **({"init": "random, from the config"} if plan.start == "fresh" and spec.pretrained else {}),
               "dense": Path(dense["run_dir"]).name}
     run_dir = paths.pruned_run_folder(s.seed_dir(seed), kind, mode, ratio, params)
     extra = {"kind": kind, "mode": mode, "ratio": ratio, "seed": seed, "search": search,

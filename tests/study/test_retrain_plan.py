@@ -59,3 +59,22 @@ def test_controls_with_their_own_start_and_budget():
 def test_samples_to_steps_counts_short_last_batches(samples, expected):
     # 100 samples in batches of 25: 4 steps per epoch
     assert _samples_to_steps(samples, 100, 25) == expected
+
+
+def test_a_fresh_model_is_random_even_where_the_family_starts_pretrained():
+    import torch
+
+    from ebcore.study.families import build_model
+    from ebcore.study.runners import fresh_model
+    data = SimpleNamespace(num_labels=2, vocab_size=None, pad_token_id=None)
+    bert = ExperimentConfig("bert", profile="ci").resolve()
+    assert bert.spec.pretrained
+    pretrained = build_model(bert.spec, 2, seed=3).state_dict()
+    fresh = fresh_model(bert, data, 3).state_dict()
+    assert fresh.keys() == pretrained.keys()
+    word = "bert.embeddings.word_embeddings.weight"
+    assert not torch.equal(fresh[word], pretrained[word])   # not MiniLM's embeddings
+    assert torch.equal(fresh[word], fresh_model(bert, data, 3).state_dict()[word])   # seeded
+    vit = ExperimentConfig("vit", profile="ci").resolve()
+    a, b = fresh_model(vit, data, 3).state_dict(), build_model(vit.spec, 2, seed=3).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)   # a family trained from scratch: its own seeded init
