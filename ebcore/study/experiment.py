@@ -38,8 +38,16 @@ __all__ = ["TABLE_COLUMNS", "ExperimentConfig", "ExperimentResult", "Settings", 
 def run_seed(s: Settings, seed: int, redo: bool = False) -> tuple[list[dict], dict]:
     """Every run of one seed: the watched dense run, the tickets and the controls (reused when finished,
     unless `redo`)."""
+    before = torch.get_num_threads()
     if s.threads:  # fixed per profile, whether the seeds run side by side or alone: the same numbers either way
         torch.set_num_threads(s.threads)
+    try:
+        return _run_seed(s, seed, redo)
+    finally:
+        torch.set_num_threads(before)   # a notebook kernel (or a test session) keeps its own thread count
+
+
+def _run_seed(s: Settings, seed: int, redo: bool) -> tuple[list[dict], dict]:
     torch.manual_seed(seed)
     data = load_data(s.spec, seed)
     dense = run_dense(s, data, seed, redo=redo)

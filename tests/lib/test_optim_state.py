@@ -112,7 +112,9 @@ def test_next_step_equals_soft_masked_dense_step(family, amsgrad):
     for name, p in model.named_parameters():
         d = dense_params[name]
         assert float(opt.state[p]["step"]) == float(dense_opt.state[d]["step"]) == 4.0
-        torch.testing.assert_close(p.detach(), slices.slice_tensor(name, d.detach()), rtol=1e-9, atol=1e-11,
+        # float64; 1e-10 absolute against steps of about lr = 1e-3: the pruned and the soft-masked dense model sum
+        # in different orders (and the order depends on torch's thread count), e.g. 1.3e-11 on GPT-2's c_attn bias
+        torch.testing.assert_close(p.detach(), slices.slice_tensor(name, d.detach()), rtol=1e-9, atol=1e-10,
                                    msg=lambda m: f"{name}: {m}")
         for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ()):
             torch.testing.assert_close(opt.state[p][key], slices.slice_tensor(name, dense_opt.state[d][key]),

@@ -67,7 +67,8 @@ def test_notebook_runs_in_ci_profile(notebook, study_family, runs_root, ci_resul
     summary = pd.read_csv(folder / "summary.csv")
     assert summary["run"].iloc[0] == "dense"
     assert summary["test acc % (mean)"].between(0, 100).all()
-    assert (summary["params ratio"].iloc[1:] < 1).all()
+    pruned = summary["run"].map(lambda run: not run.startswith(("dense", "same-flops")))
+    assert (summary.loc[pruned, "params ratio"] < 1).all() and pruned.sum() >= 6
     # The notebook shows the same numbers the pipeline computed (runs were reused, not recomputed).
     table = ci_results[study_family].table
     means = (100 * table.groupby("run", sort=False)["test_accuracy"].mean()).round(2)
