@@ -17,7 +17,7 @@ from . import paths
 from .config import ExperimentConfig, Settings
 from .kinds import RUN_KINDS
 from .results import ExperimentResult
-from .stats import paired_difference, summarize
+from .stats import Summary, paired_difference, summarize
 from . import sensitivity
 from .plots.sensitivity import threshold_sensitivity_figure
 from .verdict_rules import MIN_SEEDS, SMALLEST_EFFECT_POINTS
@@ -79,12 +79,7 @@ HALF_WIDTH_TARGET = 1.5   # points: the paired comparisons' 95 % half-width the 
 def precision_note(result: ExperimentResult) -> str:
     """Whether the seeds reached the target precision: the 95 % half-width of every paired comparison against
     HALF_WIDTH_TARGET, and about how many seeds the widest one would need (half-width ~ t * sd / sqrt(n))."""
-    paired = paired_table(result)
-    widths = []
-    for ci in paired["95% CI (pts)"]:
-        if ci.startswith("["):
-            lo, hi = (float(x) for x in ci.strip("[]").split(","))
-            widths.append((hi - lo) / 2)
+    widths = [100 * (d.hi - d.lo) / 2 for _, d in paired_differences(result) if d.n > 1]
     n = len(result.seeds)
     if not widths:
         return f"**Precision**: {n} seed(s), no interval (the target 95 % half-width is ≤ {HALF_WIDTH_TARGET:g} pts)."
@@ -138,14 +133,14 @@ def headline(result: ExperimentResult) -> str:
     return "\n\n".join(lines) + "\n"
 
 
-def paired_table(result: ExperimentResult) -> pd.DataFrame:
-    """Per-seed paired differences of test accuracy (points) with 95 % CIs: every ticket against what its run
-    kind is compared with (dense), and every other run kind against the ticket of the same mode and ratio
-    (ebcore.study.kinds.RunKind.compare_with)."""
+def paired_differences(result: ExperimentResult) -> list[tuple[str, Summary]]:
+    """Per-seed paired differences of test accuracy (fractions): every ticket against what its run kind is
+    compared with (dense), and every other run kind against the ticket of the same mode and ratio
+    (ebcore.study.kinds.RunKind.compare_with); one (comparison, Summary) per pair."""
     t = result.table
     acc = lambda rows: dict(zip(rows["seed"].astype(int), rows["test_accuracy"].astype(float)))  # noqa: E731
     dense = acc(t[t["kind"].map(lambda k: RUN_KINDS[k].role == "dense")])
-    rows = []
+    out = []
     for ticket_kind in (k for k in RUN_KINDS.values() if k.role == "ticket"):
         eb = t[t["kind"] == ticket_kind.name]
         for (mode, ratio), g in eb.groupby(["mode", "ratio"], sort=False):
@@ -156,14 +151,17 @@ def paired_table(result: ExperimentResult) -> pd.DataFrame:
                 c = same_mode if not same_mode.empty else c
                 if not c.empty:
                     pairs.append((f"{other.name} {c['mode'].iloc[0]}", acc(c)))
-            for other_name, values in pairs:
-                d = paired_difference(acc(g), values)
-                rows.append({"comparison": f"EB {mode} p={ratio:g} − {other_name}", "seeds": d.n,
-                             "mean Δ (pts)": round(100 * d.mean, 3),
-                             "95% CI (pts)": f"[{100 * d.lo:+.3f}, {100 * d.hi:+.3f}]" if d.n > 1 else "n=1: none",
-                             "interval": ("above 0" if d.lo > 0 else "below 0" if d.hi < 0 else "includes 0")
-                             if d.n > 1 else "no interval"})
-    return pd.DataFrame(rows)
+            out += [(f"EB {mode} p={ratio:g} − {name}", paired_difference(acc(g), values)) for name, values in pairs]
+    return out
+
+
+def paired_table(result: ExperimentResult) -> pd.DataFrame:
+    """`paired_differences` as a table, in points with 95 % CIs."""
+    return pd.DataFrame([{"comparison": name, "seeds": d.n, "mean Δ (pts)": round(100 * d.mean, 3),
+                          "95% CI (pts)": f"[{100 * d.lo:+.3f}, {100 * d.hi:+.3f}]" if d.n > 1 else "n=1: none",
+                          "interval": ("above 0" if d.lo > 0 else "below 0" if d.hi < 0 else "includes 0")
+                          if d.n > 1 else "no interval"}
+                         for name, d in paired_differences(result)])
 
 
 def verdict_table(result: ExperimentResult) -> pd.DataFrame:
